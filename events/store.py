@@ -1,0 +1,262 @@
+"""The event store: append with an expected version, read a stream, read everything in order.
+
+The transaction horizon
+-----------------------
+A subscriber that reads "position > checkpoint" can skip an event: positions are taken when a
+row is inserted, not when its transaction commits, so a transaction holding position 7 may
+commit after one holding position 8 has been read. Serialising every append (a table lock, a
+counter row) closes that hole at a large cost to throughput; waiting for gaps with a timeout
+(old Marten) skips events under load.
+
+We do neither. Every row records its writing transaction (`xid8`, `pg_current_xact_id()`), and
+`read_all` returns only rows whose transaction is older than every transaction still running
+(`pg_snapshot_xmin(pg_current_snapshot())`), ordered by (transaction id, position). Once a
+transaction id is below the horizon no new row can appear beneath it, so a checkpoint taken as
+the pair (transaction id, position) never passes an event that is yet to commit. The price: a
+transaction left open anywhere holds every subscriber back, which is why the pool sets
+`idle_in_transaction_session_timeout` and `/ready` reports the oldest open transaction.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from events.errors import (
+    DatabaseUnavailable,
+    EventIdConflict,
+    InvalidEvent,
+    WrongExpectedVersion,
+)
+from events.models import EventMetadata, NewEvent, RecordedEvent, decode, model_for
+
+DEFAULT_MAX_EVENT_BYTES = 64 * 1024
+
+
+class ExpectedVersion(enum.IntEnum):
+    """Expectations about a stream other than an exact version."""
+
+    NO_STREAM = -1
+    STREAM_EXISTS = -2
+    ANY = -3
+
+
+class Cursor(NamedTuple):
+    """A place in the global order: after the event at (transaction_id, position)."""
+
+    transaction_id: int
+    position: int
+
+    def __str__(self) -> str:
+        return f"{self.transaction_id}.{self.position}"
+
+    @classmethod
+    def parse(cls, text: str) -> Cursor:
+        """Read a cursor written by `str(cursor)`; "0" means the start."""
+        if text == "0":
+            return START
+        transaction_id, sep, position = text.partition(".")
+        if not sep or not transaction_id.isdigit() or not position.isdigit():
+            raise ValueError(f"a cursor looks like '<transaction>.<position>', got {text!r}")
+        return cls(int(transaction_id), int(position))
+
+
+START = Cursor(0, 0)
+
+_APPEND = "SELECT bg_append_events($1, $2, $3, $4, $5, $6, $7)"
+
+_COLUMNS = (
+    "position, transaction_id, stream_id, version, event_id, type, schema_version,"
+    " data, metadata, recorded_at"
+)
+
+_READ_STREAM = f"""
+SELECT {_COLUMNS} FROM events
+ WHERE stream_id = $1 AND version > $2
+ ORDER BY version
+ LIMIT $3
+"""
+
+_READ_ALL = f"""
+SELECT {_COLUMNS} FROM events
+ WHERE (transaction_id, position) > ($1::xid8, $2::bigint)
+   AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+ ORDER BY transaction_id, position
+ LIMIT $3
+"""
+
+_READ_ALL_OF_TYPES = f"""
+SELECT {_COLUMNS} FROM events
+ WHERE type = ANY($4::text[])
+   AND (transaction_id, position) > ($1::xid8, $2::bigint)
+   AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+ ORDER BY transaction_id, position
+ LIMIT $3
+"""
+
+_STREAM_VERSION = "SELECT coalesce(max(version), 0) FROM events WHERE stream_id = $1"
+
+_HEAD = """
+SELECT transaction_id, position FROM events
+ WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+ ORDER BY transaction_id DESC, position DESC
+ LIMIT 1
+"""
+
+Connection = asyncpg.Connection | PoolConnectionProxy
+Executor = asyncpg.Pool | Connection
+
+
+class EventStore:
+    """Appends events to streams and reads them back, over an asyncpg pool."""
+
+    def __init__(self, pool: asyncpg.Pool, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES):
+        self._pool = pool
+        self._max_event_bytes = max_event_bytes
+
+    async def append(
+        self,
+        stream_id: str,
+        events: Sequence[NewEvent],
+        *,
+        expected_version: int | ExpectedVersion,
+        connection: Connection | None = None,
+    ) -> int:
+        """Append `events` to `stream_id` atomically; return the stream's new version.
+
+        Pass `connection` to append inside a transaction the caller holds. Appending the same
+        event ids again is a no-op that returns -1.
+        """
+        if not stream_id:
+            raise InvalidEvent("stream_id must be a non-empty string")
+        if not events:
+            raise InvalidEvent("append needs at least one event")
+        if int(expected_version) < ExpectedVersion.ANY:
+            raise InvalidEvent(
+                f"expected_version must be >= 0 or an ExpectedVersion, got {expected_version}"
+            )
+        args = self._encode(events)
+        executor: Executor = connection if connection is not None else self._pool
+        try:
+            version: int = await executor.fetchval(_APPEND, stream_id, int(expected_version), *args)
+        except asyncpg.PostgresError as e:
+            raise _translate(e, stream_id, expected_version) from e
+        except (OSError, asyncpg.InterfaceError) as e:
+            raise DatabaseUnavailable(f"could not append to {stream_id!r}: {e}") from e
+        return version
+
+    def _encode(self, events: Sequence[NewEvent]) -> tuple[list[Any], ...]:
+        ids: list[uuid.UUID] = []
+        types: list[str] = []
+        versions: list[int] = []
+        data: list[str] = []
+        metadata: list[str] = []
+        for new in events:
+            cls = type(new.event)
+            # Only registered, current models may be written: old versions exist only on disk.
+            if model_for(cls.type_name) is not cls:
+                raise InvalidEvent(f"{cls.__name__} is not the registered model of {cls.type_name}")
+            payload = new.event.__pydantic_serializer__.to_json(new.event)
+            if len(payload) > self._max_event_bytes:
+                raise InvalidEvent(
+                    f"{cls.type_name} payload is {len(payload)} bytes,"
+                    f" the limit is {self._max_event_bytes}"
+                )
+            ids.append(new.event_id)
+            types.append(cls.type_name)
+            versions.append(cls.schema_version)
+            data.append(payload.decode())
+            metadata.append(new.metadata.model_dump_json(exclude_none=True))
+        return ids, types, versions, data, metadata
+
+    async def stream_version(self, stream_id: str) -> int:
+        """The stream's current version; 0 when it has no events."""
+        version: int = await self._pool.fetchval(_STREAM_VERSION, stream_id)
+        return version
+
+    async def read_stream(
+        self, stream_id: str, *, after_version: int = 0, limit: int = 10_000
+    ) -> list[RecordedEvent]:
+        """Events of one stream with a version above `after_version`, in version order."""
+        rows = await self._fetch(_READ_STREAM, stream_id, after_version, limit)
+        return [to_recorded(row) for row in rows]
+
+    async def read_all(
+        self,
+        *,
+        after: Cursor = START,
+        limit: int = 1000,
+        types: Sequence[str] | None = None,
+        connection: Connection | None = None,
+    ) -> list[RecordedEvent]:
+        """Committed events after `after` in global order, never skipping a late commit."""
+        if limit <= 0:
+            raise ValueError(f"limit must be positive, got {limit}")
+        executor: Executor = connection if connection is not None else self._pool
+        if types:
+            rows = await executor.fetch(
+                _READ_ALL_OF_TYPES, after.transaction_id, after.position, limit, list(types)
+            )
+        else:
+            rows = await executor.fetch(_READ_ALL, after.transaction_id, after.position, limit)
+        return [to_recorded(row) for row in rows]
+
+    async def head(self) -> Cursor:
+        """The cursor of the last event a subscriber can read now."""
+        row = await self._fetchrow(_HEAD)
+        return START if row is None else Cursor(row["transaction_id"], row["position"])
+
+    async def _fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        try:
+            return await self._pool.fetch(query, *args)
+        except (OSError, asyncpg.InterfaceError) as e:
+            raise DatabaseUnavailable(str(e)) from e
+
+    async def _fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
+        try:
+            return await self._pool.fetchrow(query, *args)
+        except (OSError, asyncpg.InterfaceError) as e:
+            raise DatabaseUnavailable(str(e)) from e
+
+
+def to_recorded(row: asyncpg.Record) -> RecordedEvent:
+    """Turn an `events` row into a RecordedEvent, upcasting old schema versions."""
+    return RecordedEvent(
+        position=row["position"],
+        transaction_id=row["transaction_id"],
+        stream_id=row["stream_id"],
+        version=row["version"],
+        event_id=row["event_id"],
+        type=row["type"],
+        schema_version=row["schema_version"],
+        event=decode(row["type"], row["schema_version"], row["data"]),
+        metadata=EventMetadata.model_validate(row["metadata"]),
+        recorded_at=row["recorded_at"],
+    )
+
+
+def _translate(
+    error: asyncpg.PostgresError, stream_id: str, expected: int | ExpectedVersion
+) -> Exception:
+    sqlstate = getattr(error, "sqlstate", None)
+    if sqlstate == "BG001":
+        detail = getattr(error, "detail", None) or "0"
+        return WrongExpectedVersion(stream_id, _describe(expected), int(detail))
+    if sqlstate == "BG002":
+        return EventIdConflict(stream_id)
+    if sqlstate == "23505":
+        # A concurrent append took the version between our check and insert: only possible for
+        # two writers hashing to different locks, so report it as the conflict it is.
+        return WrongExpectedVersion(stream_id, _describe(expected), -1)
+    if sqlstate is not None and sqlstate.startswith(("08", "57P")):
+        return DatabaseUnavailable(str(error))
+    return error
+
+
+def _describe(expected: int | ExpectedVersion) -> object:
+    return ExpectedVersion(expected).name if int(expected) < 0 else int(expected)

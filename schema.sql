@@ -1,0 +1,100 @@
+-- booking-guard schema. Applied at every start-up under an advisory lock, so it must stay
+-- idempotent: every statement is IF NOT EXISTS / OR REPLACE.
+
+-- The ledger. Append-only; everything else in this file is derived from it or guards writes to it.
+CREATE TABLE IF NOT EXISTS events (
+    position        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    -- The writing transaction. Subscribers read in (transaction_id, position) order and only
+    -- below the oldest running transaction, so an event whose transaction took a lower position
+    -- but committed later is never skipped (see events/store.py, "the transaction horizon").
+    transaction_id  xid8        NOT NULL DEFAULT pg_current_xact_id(),
+    stream_id       text        NOT NULL,
+    version         integer     NOT NULL CHECK (version > 0),
+    event_id        uuid        NOT NULL,
+    type            text        NOT NULL,
+    schema_version  integer     NOT NULL CHECK (schema_version > 0),
+    data            jsonb       NOT NULL,
+    metadata        jsonb       NOT NULL,
+    recorded_at     timestamptz NOT NULL DEFAULT clock_timestamp(),
+    CONSTRAINT events_event_id_key UNIQUE (event_id),
+    CONSTRAINT events_stream_version_key UNIQUE (stream_id, version)
+);
+
+CREATE INDEX IF NOT EXISTS events_transaction_order ON events (transaction_id, position);
+CREATE INDEX IF NOT EXISTS events_type_order ON events (type, transaction_id, position);
+-- Audit lookups: every booking event carries the call and, once Cal.com answered, the booking uid.
+CREATE INDEX IF NOT EXISTS events_call_id ON events ((data ->> 'call_id'), position)
+    WHERE data ? 'call_id';
+CREATE INDEX IF NOT EXISTS events_booking_uid ON events ((data ->> 'booking_uid'), position)
+    WHERE data ? 'booking_uid';
+
+-- Append one batch to one stream in a single round trip: the expected-version check, the
+-- idempotent re-append check and the insert happen under a per-stream lock, so appends to
+-- different streams never wait on each other.
+-- p_expected_version: >= 0 exact version (0 = empty), -1 no stream, -2 stream exists, -3 any.
+-- Errors: BG001 wrong expected version (DETAIL = actual version), BG002 an event id is already
+-- stored with other content.
+CREATE OR REPLACE FUNCTION bg_append_events(
+    p_stream_id text,
+    p_expected_version bigint,
+    p_event_ids uuid[],
+    p_types text[],
+    p_schema_versions integer[],
+    p_data jsonb[],
+    p_metadata jsonb[]
+) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_current bigint;
+    v_stored integer;
+    v_same integer;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended('bg-stream:' || p_stream_id, 0));
+
+    SELECT count(*),
+           count(*) FILTER (WHERE e.stream_id = p_stream_id
+                              AND e.type = n.type
+                              AND e.schema_version = n.schema_version
+                              AND e.data = n.data)
+      INTO v_stored, v_same
+      FROM unnest(p_event_ids, p_types, p_schema_versions, p_data)
+               AS n(event_id, type, schema_version, data)
+      JOIN events e ON e.event_id = n.event_id;
+    IF v_stored > 0 THEN
+        IF v_stored = cardinality(p_event_ids) AND v_same = v_stored THEN
+            -- A producer retry of an append that already landed: nothing to write.
+            RETURN -1;
+        END IF;
+        RAISE EXCEPTION 'event ids already stored with other content'
+            USING ERRCODE = 'BG002', DETAIL = p_stream_id;
+    END IF;
+
+    SELECT coalesce(max(version), 0) INTO v_current FROM events WHERE stream_id = p_stream_id;
+
+    IF (p_expected_version >= 0 AND v_current <> p_expected_version)
+       OR (p_expected_version = -1 AND v_current <> 0)
+       OR (p_expected_version = -2 AND v_current = 0) THEN
+        RAISE EXCEPTION 'wrong expected version for stream %', p_stream_id
+            USING ERRCODE = 'BG001', DETAIL = v_current::text;
+    END IF;
+
+    INSERT INTO events (stream_id, version, event_id, type, schema_version, data, metadata)
+    SELECT p_stream_id, v_current + n.ord, n.event_id, n.type, n.schema_version, n.data, n.metadata
+      FROM unnest(p_event_ids, p_types, p_schema_versions, p_data, p_metadata)
+               WITH ORDINALITY AS n(event_id, type, schema_version, data, metadata, ord);
+
+    -- Wakes subscribers at commit. Only a hint: they poll as well, so a lost one only delays.
+    PERFORM pg_notify('bg_events', '');
+    RETURN v_current + cardinality(p_event_ids);
+END;
+$$;
+
+-- Where each projector has got to, advanced in the same transaction as its writes.
+CREATE TABLE IF NOT EXISTS projection_checkpoints (
+    name            text PRIMARY KEY,
+    transaction_id  xid8        NOT NULL DEFAULT '0',
+    position        bigint      NOT NULL DEFAULT 0,
+    state           text        NOT NULL DEFAULT 'running',
+    error           text,
+    updated_at      timestamptz NOT NULL DEFAULT now()
+);

@@ -1,0 +1,236 @@
+"""The event store against a real PostgreSQL: versions, idempotency, order, limits."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import asyncpg
+import pytest
+from pydantic import ValidationError
+
+from events.errors import EventIdConflict, InvalidEvent, UnknownEventType, WrongExpectedVersion
+from events.models import Event, NewEvent, register
+from events.store import START, Cursor, EventStore, ExpectedVersion
+
+
+@register
+class CounterIncremented(Event):
+    type_name = "TestCounterIncremented"
+
+    counter: str
+    by: int
+    note: str = ""
+
+
+class NotRegistered(Event):
+    type_name = "TestNotRegistered"
+
+
+def bump(by: int = 1, counter: str = "c", note: str = "") -> NewEvent:
+    return NewEvent(CounterIncremented(counter=counter, by=by, note=note))
+
+
+async def count_events(pool: asyncpg.Pool) -> int:
+    n: int = await pool.fetchval("SELECT count(*) FROM events")
+    return n
+
+
+@pytest.fixture
+def store(db: asyncpg.Pool) -> EventStore:
+    return EventStore(db, max_event_bytes=4096)
+
+
+async def test_append_returns_new_version_and_reads_back_in_order(store: EventStore) -> None:
+    version = await store.append(
+        "s-1", [bump(1), bump(2), bump(3)], expected_version=ExpectedVersion.NO_STREAM
+    )
+    assert version == 3
+    events = await store.read_stream("s-1")
+    assert [e.version for e in events] == [1, 2, 3]
+    assert [e.event for e in events] == [CounterIncremented(counter="c", by=n) for n in (1, 2, 3)]
+    assert [e.version for e in await store.read_stream("s-1", after_version=2)] == [3]
+
+
+async def test_two_concurrent_appends_with_one_expected_version_one_wins(
+    store: EventStore,
+) -> None:
+    await store.append("s-1", [bump()], expected_version=ExpectedVersion.NO_STREAM)
+    results = await asyncio.gather(
+        store.append("s-1", [bump(10)], expected_version=1),
+        store.append("s-1", [bump(20)], expected_version=1),
+        return_exceptions=True,
+    )
+    wins = [r for r in results if isinstance(r, int)]
+    losses = [r for r in results if isinstance(r, WrongExpectedVersion)]
+    assert wins == [2]
+    assert len(losses) == 1
+    assert losses[0].actual == 2
+    assert losses[0].expected == 1
+    assert await store.stream_version("s-1") == 2
+
+
+async def test_concurrent_appends_with_any_all_land_in_order(store: EventStore) -> None:
+    await asyncio.gather(
+        *(store.append("s-1", [bump(n)], expected_version=ExpectedVersion.ANY) for n in range(20))
+    )
+    events = await store.read_stream("s-1")
+    assert [e.version for e in events] == list(range(1, 21))
+    assert sorted(e.event.by for e in events if isinstance(e.event, CounterIncremented)) == list(
+        range(20)
+    )
+
+
+async def test_expectations_no_stream_and_stream_exists(store: EventStore) -> None:
+    with pytest.raises(WrongExpectedVersion) as missing:
+        await store.append("s-1", [bump()], expected_version=ExpectedVersion.STREAM_EXISTS)
+    assert missing.value.actual == 0
+    await store.append("s-1", [bump()], expected_version=ExpectedVersion.NO_STREAM)
+    with pytest.raises(WrongExpectedVersion) as exists:
+        await store.append("s-1", [bump()], expected_version=ExpectedVersion.NO_STREAM)
+    assert exists.value.actual == 1
+    assert "NO_STREAM" in str(exists.value)
+    assert await store.append("s-1", [bump()], expected_version=ExpectedVersion.STREAM_EXISTS) == 2
+
+
+async def test_replaying_an_append_with_the_same_event_ids_writes_nothing(
+    store: EventStore, db: asyncpg.Pool
+) -> None:
+    batch = [bump(1), bump(2)]
+    assert await store.append("s-1", batch, expected_version=ExpectedVersion.NO_STREAM) == 2
+    # A producer retry: same ids, same content, even with a now-stale expectation.
+    assert await store.append("s-1", batch, expected_version=ExpectedVersion.NO_STREAM) == -1
+    assert await count_events(db) == 2
+
+
+async def test_reusing_an_event_id_for_other_content_is_a_conflict(
+    store: EventStore, db: asyncpg.Pool
+) -> None:
+    first = bump(1)
+    await store.append("s-1", [first], expected_version=ExpectedVersion.ANY)
+    reused = NewEvent(CounterIncremented(counter="c", by=99), event_id=first.event_id)
+    with pytest.raises(EventIdConflict):
+        await store.append("s-1", [reused], expected_version=ExpectedVersion.ANY)
+    with pytest.raises(EventIdConflict):
+        await store.append("s-2", [first], expected_version=ExpectedVersion.ANY)
+    assert await count_events(db) == 1
+
+
+async def test_unknown_event_type_is_refused_and_nothing_is_written(
+    store: EventStore, db: asyncpg.Pool
+) -> None:
+    with pytest.raises(UnknownEventType, match="TestNotRegistered"):
+        await store.append(
+            "s-1", [bump(), NewEvent(NotRegistered())], expected_version=ExpectedVersion.ANY
+        )
+    assert await count_events(db) == 0
+
+
+async def test_invalid_payload_is_refused_before_the_store(db: asyncpg.Pool) -> None:
+    with pytest.raises(ValidationError, match="by"):
+        CounterIncremented(counter="c", by="not a number")
+    with pytest.raises(ValidationError, match="extra"):
+        CounterIncremented(counter="c", by=1, surprise=True)  # type: ignore[call-arg]
+    assert await count_events(db) == 0
+
+
+async def test_oversized_payload_is_refused_and_nothing_of_the_batch_is_written(
+    store: EventStore, db: asyncpg.Pool
+) -> None:
+    with pytest.raises(InvalidEvent, match="limit is 4096"):
+        await store.append(
+            "s-1", [bump(), bump(note="x" * 5000)], expected_version=ExpectedVersion.ANY
+        )
+    assert await count_events(db) == 0
+
+
+async def test_bad_arguments_fail_at_once_with_what_was_expected(store: EventStore) -> None:
+    with pytest.raises(InvalidEvent, match="at least one event"):
+        await store.append("s-1", [], expected_version=ExpectedVersion.ANY)
+    with pytest.raises(InvalidEvent, match="non-empty"):
+        await store.append("", [bump()], expected_version=ExpectedVersion.ANY)
+    with pytest.raises(InvalidEvent, match="expected_version"):
+        await store.append("s-1", [bump()], expected_version=-9)
+    with pytest.raises(ValueError, match="cursor"):
+        Cursor.parse("12")
+
+
+async def test_a_stored_row_that_no_longer_fits_its_model_is_reported(
+    store: EventStore, db: asyncpg.Pool
+) -> None:
+    await db.execute(
+        "INSERT INTO events (stream_id, version, event_id, type, schema_version, data, metadata)"
+        " VALUES ('s-1', 1, $1, 'TestCounterIncremented', 1, $2, '{}')",
+        uuid.uuid4(),
+        {"counter": "c", "by": "many"},
+    )
+    with pytest.raises(InvalidEvent, match="does not fit"):
+        await store.read_stream("s-1")
+
+
+async def test_subscriber_never_skips_an_event_committed_out_of_position_order(
+    store: EventStore, db: asyncpg.Pool
+) -> None:
+    """The trap of DESIGN.md section 8: position 1 commits after position 2 was visible."""
+    seen: list[int] = []
+    cursor = START
+
+    async def poll() -> None:
+        nonlocal cursor
+        for event in await store.read_all(after=cursor):
+            seen.append(event.position)
+            cursor = Cursor(event.transaction_id, event.position)
+
+    async with db.acquire() as slow, slow.transaction():
+        await store.append("slow", [bump()], expected_version=ExpectedVersion.ANY, connection=slow)
+        await store.append("fast", [bump()], expected_version=ExpectedVersion.ANY)
+        positions = await db.fetch("SELECT position FROM events ORDER BY position")
+        assert [r["position"] for r in positions] == [2]  # the fast one committed
+        await poll()
+        # A reader by position alone would have seen 2 and moved past 1 for ever.
+        assert seen == []
+    await poll()
+    await poll()
+    assert seen == [1, 2]
+
+
+async def test_ten_thousand_events_across_a_thousand_streams_read_back_complete(
+    store: EventStore,
+) -> None:
+    streams = [f"bulk-{n}" for n in range(1000)]
+
+    async def fill(stream: str) -> None:
+        for round_ in range(2):
+            batch = [bump(round_ * 5 + i, counter=stream) for i in range(5)]
+            await store.append(stream, batch, expected_version=round_ * 5)
+
+    semaphore = asyncio.Semaphore(16)
+
+    async def bounded(stream: str) -> None:
+        async with semaphore:
+            await fill(stream)
+
+    await asyncio.gather(*(bounded(s) for s in streams))
+
+    everything = []
+    cursor = START
+    while page := await store.read_all(after=cursor, limit=997):
+        everything.extend(page)
+        cursor = Cursor(page[-1].transaction_id, page[-1].position)
+    assert len(everything) == 10_000
+    order = [(e.transaction_id, e.position) for e in everything]
+    assert order == sorted(order)
+    assert len({e.event_id for e in everything}) == 10_000
+    by_stream: dict[str, list[int]] = {}
+    for e in everything:
+        assert isinstance(e.event, CounterIncremented)
+        by_stream.setdefault(e.stream_id, []).append(e.event.by)
+    assert all(values == list(range(10)) for values in by_stream.values())
+    for stream in ("bulk-0", "bulk-499", "bulk-999"):
+        assert [e.version for e in await store.read_stream(stream)] == list(range(1, 11))
+
+
+async def test_read_all_filters_by_type(store: EventStore) -> None:
+    await store.append("s-1", [bump()], expected_version=ExpectedVersion.ANY)
+    assert len(await store.read_all(types=["TestCounterIncremented"])) == 1
+    assert await store.read_all(types=["BookingConfirmed"]) == []
