@@ -98,3 +98,43 @@ CREATE TABLE IF NOT EXISTS projection_checkpoints (
     error           text,
     updated_at      timestamptz NOT NULL DEFAULT now()
 );
+
+-- The appointments read model. Written inline, in the transaction that appends BookingConfirmed,
+-- so the unique index on booking_uid is the last guard (layer 4); rebuilt from the log by replay.
+CREATE TABLE IF NOT EXISTS appointments (
+    appointment_id  uuid PRIMARY KEY,
+    booking_uid     text        NOT NULL,
+    booking_id      bigint,
+    call_id         text        NOT NULL,
+    attempt_id      uuid        NOT NULL,
+    event_type_id   bigint      NOT NULL,
+    start_at        timestamptz NOT NULL,
+    end_at          timestamptz,
+    attendee_name   text        NOT NULL,
+    attendee_email  text,
+    status          text        NOT NULL DEFAULT 'booked' CHECK (status IN ('booked', 'cancelled')),
+    confirmed_at    timestamptz NOT NULL,
+    updated_at      timestamptz NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS appointments_booking_uid_key ON appointments (booking_uid);
+CREATE INDEX IF NOT EXISTS appointments_call_id ON appointments (call_id);
+CREATE INDEX IF NOT EXISTS appointments_start_at ON appointments (start_at);
+
+-- Idempotency keys and the in-flight state of each booking attempt (DESIGN.md section 9). Not a
+-- projection: this is the workflow's own coordination state, and recovery reads it.
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    key             text PRIMARY KEY,
+    fingerprint     text        NOT NULL,
+    attempt_id      uuid        NOT NULL,
+    status          text        NOT NULL CHECK (status IN ('in_flight', 'finished', 'retryable')),
+    response_status integer,
+    response_body   jsonb,
+    holder          text,
+    locked_at       timestamptz NOT NULL DEFAULT now(),
+    first_called_at timestamptz,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    finished_at     timestamptz
+);
+CREATE INDEX IF NOT EXISTS idempotency_keys_in_flight ON idempotency_keys (locked_at)
+    WHERE status = 'in_flight';
+CREATE INDEX IF NOT EXISTS idempotency_keys_attempt ON idempotency_keys (attempt_id);

@@ -1,0 +1,1 @@
+"""Cal.com: the port the workflow talks to, the HTTP client, and the simulator."""

@@ -1,0 +1,120 @@
+"""What the booking workflow needs from Cal.com, independent of how it is reached.
+
+The HTTP client (service/calcom/client.py) and the simulator both satisfy `CalcomClient`.
+Cal.com's field names (camelCase) stop here: the rest of the service sees these models.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class CreateBooking(BaseModel):
+    """One create-booking request, in our terms."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event_type_id: int
+    start: datetime
+    attendee_name: str
+    attendee_time_zone: str
+    attendee_email: str | None = None
+    attendee_phone_number: str | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+    def to_calcom(self) -> dict[str, Any]:
+        """The body of `POST /v2/bookings` (cal-api-version 2024-08-13)."""
+        attendee: dict[str, Any] = {"name": self.attendee_name, "timeZone": self.attendee_time_zone}
+        if self.attendee_email is not None:
+            attendee["email"] = self.attendee_email
+        if self.attendee_phone_number is not None:
+            attendee["phoneNumber"] = self.attendee_phone_number
+        return {
+            "start": to_calcom_time(self.start),
+            "eventTypeId": self.event_type_id,
+            "attendee": attendee,
+            "metadata": dict(self.metadata),
+        }
+
+
+class CalcomAttendee(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+    name: str | None = None
+    email: str | None = None
+    time_zone: str | None = Field(None, alias="timeZone")
+    phone_number: str | None = Field(None, alias="phoneNumber")
+
+
+class CalcomBooking(BaseModel):
+    """A booking as Cal.com returns it (`data` of the success envelope)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+    id: int | None = None
+    uid: str
+    status: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    created_at: datetime | None = Field(None, alias="createdAt")
+    metadata: dict[str, Any] | None = None
+    attendees: list[CalcomAttendee] = Field(default_factory=list)
+    event_type_id: int | None = Field(None, alias="eventTypeId")
+    raw: dict[str, Any] = Field(default_factory=dict, exclude=True)
+
+    @classmethod
+    def from_calcom(cls, data: dict[str, Any]) -> CalcomBooking:
+        """Parse Cal.com's booking object, keeping the whole of it in `raw` for the audit."""
+        event_type = data.get("eventType")
+        fields = dict(data)
+        if "eventTypeId" not in fields and isinstance(event_type, dict):
+            fields["eventTypeId"] = event_type.get("id")
+        booking = cls.model_validate(fields)
+        return booking.model_copy(update={"raw": data})
+
+
+class CalcomError(Exception):
+    """Base of Cal.com errors; `message` is Cal.com's own words where it gave any."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+
+
+class CalcomSlotUnavailable(CalcomError):
+    """The slot is taken (400 "not available", or the 409 of Cal.com's own race): an outcome."""
+
+
+class CalcomRejected(CalcomError):
+    """Cal.com refused the request (another 4xx): retrying the same request cannot help."""
+
+
+class CalcomUnavailable(CalcomError):
+    """5xx, timeout, dropped connection or 429 after the client's own retries: try later."""
+
+
+class CalcomClient(Protocol):
+    """The Cal.com operations booking-guard uses."""
+
+    async def create_booking(self, request: CreateBooking) -> CalcomBooking: ...
+
+    async def find_bookings(
+        self, *, attendee_email: str, event_type_id: int, start: datetime
+    ) -> list[CalcomBooking]: ...
+
+    async def get_booking(self, uid: str) -> CalcomBooking: ...
+
+    async def cancel_booking(self, uid: str, *, reason: str | None = None) -> CalcomBooking: ...
+
+
+def to_calcom_time(moment: datetime) -> str:
+    """UTC ISO 8601 with milliseconds and Z, as Cal.com writes times."""
+    if moment.tzinfo is None:
+        raise ValueError("Cal.com times must be timezone-aware")
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
