@@ -131,10 +131,31 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
     response_body   jsonb,
     holder          text,
     locked_at       timestamptz NOT NULL DEFAULT now(),
-    first_called_at timestamptz,
+    first_called_at timestamptz NOT NULL,
+    attempt_ids     uuid[]      NOT NULL,
     created_at      timestamptz NOT NULL DEFAULT now(),
     finished_at     timestamptz
 );
 CREATE INDEX IF NOT EXISTS idempotency_keys_in_flight ON idempotency_keys (locked_at)
     WHERE status = 'in_flight';
 CREATE INDEX IF NOT EXISTS idempotency_keys_attempt ON idempotency_keys (attempt_id);
+
+-- Rejections read model, kept by the projector runner: the listing of rejections over a time
+-- range with their reason counts (GET /v1/rejections). Rebuilt by `booking-guard replay`.
+CREATE TABLE IF NOT EXISTS rejections (
+    event_id        uuid PRIMARY KEY,
+    position        bigint      NOT NULL,
+    attempt_id      uuid        NOT NULL,
+    call_id         text        NOT NULL,
+    guard           text        NOT NULL,
+    layer           integer,
+    reason          text        NOT NULL,
+    booking_uid     text,
+    detail          jsonb       NOT NULL,
+    rejected_at     timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rejections_rejected_at ON rejections (rejected_at, position);
+
+-- A rescheduled booking's history includes the event that gave it its new uid.
+CREATE INDEX IF NOT EXISTS events_new_booking_uid ON events ((data ->> 'new_booking_uid'), position)
+    WHERE data ? 'new_booking_uid';

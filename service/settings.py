@@ -40,6 +40,9 @@ class Settings(BaseSettings):
         30.0, ge=0, validation_alias=_env("BOOKING_GUARD_FRESHNESS_MAX_AGE_SECONDS")
     )
     fallback_email: str | None = Field(None, validation_alias=_env("BOOKING_GUARD_FALLBACK_EMAIL"))
+    recovery_grace_seconds: float = Field(
+        150.0, gt=0, validation_alias=_env("BOOKING_GUARD_RECOVERY_GRACE_SECONDS")
+    )
     host: str = Field("127.0.0.1", validation_alias=_env("BOOKING_GUARD_HOST"))
     port: int = Field(8080, ge=0, le=65535, validation_alias=_env("BOOKING_GUARD_PORT"))
     pool_max_size: int = Field(10, ge=1, validation_alias=_env("BOOKING_GUARD_POOL_MAX_SIZE"))

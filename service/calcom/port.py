@@ -79,11 +79,28 @@ class CalcomBooking(BaseModel):
 class CalcomError(Exception):
     """Base of Cal.com errors; `message` is Cal.com's own words where it gave any."""
 
-    def __init__(self, message: str, *, status: int | None = None, code: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        attempts: int = 1,
+        earlier_attempt_uncertain: bool = False,
+        retry_after: float | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.status = status
         self.code = code
+        # How many HTTP requests the client made for this one call.
+        self.attempts = attempts
+        # An earlier attempt of this same call timed out, lost its connection or got a 5xx, so
+        # it may have written to Cal.com: a "slot taken" answer may then be our own booking, and
+        # the workflow must look the booking up before believing it (DESIGN.md section 9).
+        self.earlier_attempt_uncertain = earlier_attempt_uncertain
+        # Seconds Cal.com asked us to wait (Retry-After), when it said so.
+        self.retry_after = retry_after
 
 
 class CalcomSlotUnavailable(CalcomError):

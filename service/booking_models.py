@@ -1,0 +1,113 @@
+"""The booking API's request and outcome models (pydantic at the edge)."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import orjson
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+# Cal.com allows 50 metadata keys; booking-guard adds call_id and attempt_id.
+MAX_METADATA_KEYS = 48
+EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{2,63}$"
+PHONE_PATTERN = r"^\+[1-9][0-9]{6,14}$"
+RESERVED_METADATA = frozenset({"call_id", "attempt_id"})
+
+
+def _known_time_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as e:
+        raise ValueError(f"unknown IANA time zone {value!r}") from e
+    return value
+
+
+def _calcom_metadata(value: dict[str, str]) -> dict[str, str]:
+    if len(value) > MAX_METADATA_KEYS:
+        raise ValueError(f"at most {MAX_METADATA_KEYS} metadata keys")
+    for key, item in value.items():
+        if not key or len(key) > 40:
+            raise ValueError(f"metadata key {key[:50]!r} must be 1 to 40 characters")
+        if key in RESERVED_METADATA:
+            raise ValueError(f"metadata key {key!r} is set by booking-guard")
+        if len(item) > 500:
+            raise ValueError(f"metadata value of {key!r} is longer than 500 characters")
+    return value
+
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+CallId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
+Email = Annotated[str, StringConstraints(max_length=320, pattern=EMAIL_PATTERN)]
+Phone = Annotated[str, StringConstraints(pattern=PHONE_PATTERN)]
+TimeZone = Annotated[str, StringConstraints(max_length=64), AfterValidator(_known_time_zone)]
+
+
+class AttendeeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Text
+    email: Email | None = None
+    time_zone: TimeZone
+    phone_number: Phone | None = None
+
+
+class BookingRequest(BaseModel):
+    """`POST /v1/booking-attempts` body."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    call_id: CallId
+    event_type_id: int = Field(gt=0, lt=2**63)
+    start: AwareDatetime
+    attendee: AttendeeIn
+    metadata: Annotated[dict[str, str], AfterValidator(_calcom_metadata)] = Field(
+        default_factory=dict
+    )
+
+    def fingerprint(self) -> str:
+        """A digest of the parsed body: the same request in any JSON spelling matches."""
+        canonical = orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+        return hashlib.sha256(canonical).hexdigest()
+
+    def derived_key(self) -> str:
+        """The idempotency key of a request sent without one: one booking per call and slot."""
+        start = self.start.astimezone(ZoneInfo("UTC")).isoformat()
+        return f"derived:{self.call_id}:{self.event_type_id}:{start}"
+
+
+class Appointment(BaseModel):
+    appointment_id: uuid.UUID
+    booking_uid: str
+    booking_id: int | None
+    call_id: str
+    attempt_id: uuid.UUID
+    event_type_id: int
+    start: datetime
+    end: datetime | None
+    attendee_name: str
+    attendee_email: str | None
+    status: str
+
+
+class AttemptOutcome(BaseModel):
+    """What a producer is told about one attempt; stored on its idempotency key."""
+
+    attempt_id: uuid.UUID
+    status: Literal["pending", "confirmed", "rejected", "failed"]
+    appointment: Appointment | None = None
+    reason: str | None = None
+    guard: str | None = None
+    detail: Any = None
+    retryable: bool | None = None
+    status_code: int | None = None
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body of the contract (DESIGN.md §6), without empty fields."""
+        body = self.model_dump(mode="json", exclude_none=True, exclude={"status_code"})
+        if self.status == "failed" and not self.retryable:
+            body["error"] = self.reason
+        return body

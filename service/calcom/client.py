@@ -1,0 +1,323 @@
+"""`CalcomClient` over Cal.com's HTTP API v2 (cal-api-version 2024-08-13), with bounded retries."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, Protocol
+from urllib.parse import quote
+
+import aiohttp
+import orjson
+
+from service.calcom.errors import calcom_error, retry_after_seconds
+from service.calcom.port import (
+    CalcomBooking,
+    CalcomError,
+    CalcomUnavailable,
+    CreateBooking,
+    to_calcom_time,
+)
+
+API_VERSION = "2024-08-13"
+DEFAULT_BASE_URL = "https://api.cal.com"
+
+
+class RequestObserver(Protocol):
+    """Told about every HTTP attempt; `route` is the path template, `status` None on no answer."""
+
+    def __call__(
+        self, method: str, route: str, status: int | None, seconds: float, attempt: int, /
+    ) -> None: ...
+
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    status: int
+    headers: Mapping[str, str]
+    body: Any
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    error: CalcomError
+    retryable: bool
+    maybe_written: bool
+
+
+class HttpCalcomClient:
+    """The Cal.com operations booking-guard uses, over HTTP, retrying what may be retried."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        base_url: str = DEFAULT_BASE_URL,
+        session: aiohttp.ClientSession | None = None,
+        connect_timeout: float = 3.0,
+        total_timeout: float = 10.0,
+        max_attempts: int = 3,
+        backoff_base: float = 0.25,
+        backoff_max: float = 4.0,
+        max_retry_after: float = 10.0,
+        sleep: Sleep = asyncio.sleep,
+        jitter: Callable[[], float] = random.random,
+        on_request: RequestObserver | None = None,
+    ) -> None:
+        origin = base_url.rstrip("/")
+        if origin.endswith("/v2"):
+            raise ValueError(f"base_url is Cal.com's origin without /v2, got {base_url!r}")
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
+        if connect_timeout <= 0 or total_timeout <= 0:
+            raise ValueError(
+                f"timeouts must be positive, got connect={connect_timeout} total={total_timeout}"
+            )
+        self._api = f"{origin}/v2"
+        self._session = session
+        self._owns_session = session is None
+        self._headers = {
+            "Authorization": f"Bearer {api_key}",
+            # Without it Cal.com silently answers from an older controller with another shape.
+            "cal-api-version": API_VERSION,
+            "Accept": "application/json",
+        }
+        self._timeout = aiohttp.ClientTimeout(total=total_timeout, sock_connect=connect_timeout)
+        self._max_attempts = max_attempts
+        self._backoff_base = backoff_base
+        self._backoff_max = backoff_max
+        self._max_retry_after = max_retry_after
+        self._sleep = sleep
+        self._jitter = jitter
+        self._on_request = on_request
+        self.requests_total = 0
+        self.retries_total = 0
+        self.seconds_total = 0.0
+
+    async def __aenter__(self) -> HttpCalcomClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the HTTP session if this client created it."""
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def create_booking(self, request: CreateBooking) -> CalcomBooking:
+        """`POST /v2/bookings`: a new booking, or the one Cal.com chose to return instead."""
+        body = await self._call("POST", "/bookings", "/v2/bookings", json=request.to_calcom())
+        return _booking(body)
+
+    async def find_bookings(
+        self, *, attendee_email: str, event_type_id: int, start: datetime
+    ) -> list[CalcomBooking]:
+        """Bookings of this attendee and event type starting exactly at `start`, any status."""
+        params = {
+            "attendeeEmail": attendee_email,
+            "eventTypeId": str(event_type_id),
+            "afterStart": to_calcom_time(start),
+            # Cal.com filters on the end (endTime <= beforeEnd) and we do not know the length;
+            # a day bounds the page, and the exact start is checked below.
+            "beforeEnd": to_calcom_time(start + timedelta(days=1)),
+            "sortStart": "asc",
+            "take": "100",
+        }
+        body = await self._call("GET", "/bookings", "/v2/bookings", params=params)
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, list):
+            raise CalcomUnavailable(
+                "Cal.com answered GET /v2/bookings without a list", code="invalid_response"
+            )
+        bookings = [_parse_booking(item) for item in data if isinstance(item, dict)]
+        wanted = to_calcom_time(start)  # Cal.com keeps milliseconds
+        return [b for b in bookings if b.start is not None and to_calcom_time(b.start) == wanted]
+
+    async def get_booking(self, uid: str) -> CalcomBooking:
+        """`GET /v2/bookings/{uid}`."""
+        body = await self._call("GET", f"/bookings/{_segment(uid)}", "/v2/bookings/{uid}")
+        return _booking(body)
+
+    async def cancel_booking(self, uid: str, *, reason: str | None = None) -> CalcomBooking:
+        """`POST /v2/bookings/{uid}/cancel`; Cal.com frees the slot."""
+        payload = {} if reason is None else {"cancellationReason": reason}
+        body = await self._call(
+            "POST", f"/bookings/{_segment(uid)}/cancel", "/v2/bookings/{uid}/cancel", json=payload
+        )
+        return _booking(body)
+
+    async def reschedule_booking(
+        self, uid: str, *, start: datetime, reason: str | None = None
+    ) -> CalcomBooking:
+        """`POST /v2/bookings/{uid}/reschedule`: a new booking with a new uid."""
+        payload: dict[str, Any] = {"start": to_calcom_time(start)}
+        if reason is not None:
+            payload["reschedulingReason"] = reason
+        path = f"/bookings/{_segment(uid)}/reschedule"
+        body = await self._call("POST", path, "/v2/bookings/{uid}/reschedule", json=payload)
+        return _booking(body)
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        route: str,
+        *,
+        json: dict[str, Any] | None = None,
+        params: dict[str, str] | None = None,
+    ) -> Any:
+        """One logical call: up to `max_attempts` requests; the parsed body of the 2xx answer."""
+        uncertain = False
+        for attempt in range(1, self._max_attempts + 1):
+            if attempt > 1:
+                self.retries_total += 1
+            result = await self._attempt(method, path, route, attempt, json=json, params=params)
+            if not isinstance(result, _Failure):
+                return result
+            error = result.error
+            error.attempts = attempt
+            error.earlier_attempt_uncertain = uncertain
+            uncertain = uncertain or result.maybe_written
+            if not result.retryable or attempt == self._max_attempts:
+                raise error
+            delay = self._backoff(attempt) if error.retry_after is None else error.retry_after
+            if delay > self._max_retry_after:
+                # Cal.com asks for longer than a caller on the phone can wait: give the decision
+                # back instead of sleeping through the producer's timeout.
+                raise error
+            await self._sleep(delay)
+        raise AssertionError("unreachable: the last attempt raises")  # pragma: no cover
+
+    async def _attempt(
+        self,
+        method: str,
+        path: str,
+        route: str,
+        attempt: int,
+        *,
+        json: dict[str, Any] | None,
+        params: dict[str, str] | None,
+    ) -> Any:
+        """One request: the parsed body of a 2xx answer, else a `_Failure`."""
+        started = time.monotonic()
+        status: int | None = None
+        try:
+            answer = await self._send(method, path, json=json, params=params)
+            status = answer.status
+        except TimeoutError as e:
+            seconds = self._timeout.total
+            error = CalcomUnavailable(f"Cal.com did not answer within {seconds} s", code="timeout")
+            error.__cause__ = e
+            # aiohttp's connect timeout means nothing was sent; any other timeout is unknown.
+            sent = not isinstance(e, aiohttp.ConnectionTimeoutError)
+            return _Failure(error, retryable=True, maybe_written=sent)
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as e:
+            error = CalcomUnavailable(f"connection to Cal.com failed: {e!r}", code="connection")
+            error.__cause__ = e
+            sent = not isinstance(e, aiohttp.ClientConnectorError)
+            return _Failure(error, retryable=True, maybe_written=sent)
+        finally:
+            self._observe(method, route, status, time.monotonic() - started, attempt)
+        if 200 <= answer.status < 300:
+            if answer.body is None:
+                # Not retried: a create may have succeeded behind the unreadable answer.
+                error = CalcomUnavailable(
+                    f"Cal.com answered {answer.status} with a body that is not JSON",
+                    status=answer.status,
+                    code="invalid_response",
+                )
+                return _Failure(error, retryable=False, maybe_written=True)
+            return answer.body
+        wait = retry_after_seconds(answer.headers)
+        refusal = calcom_error(answer.status, answer.body, retry_after=wait)
+        transient = answer.status == 429 or answer.status >= 500
+        return _Failure(refusal, retryable=transient, maybe_written=answer.status >= 500)
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: dict[str, Any] | None,
+        params: dict[str, str] | None,
+    ) -> _Answer:
+        session = self._ensure_session()
+        async with session.request(
+            method,
+            f"{self._api}{path}",
+            json=json,
+            params=params,
+            headers=self._headers,
+            timeout=self._timeout,
+            # A redirected POST becomes a GET in aiohttp; a redirect here is a misconfiguration.
+            allow_redirects=False,
+        ) as response:
+            raw = await response.read()
+            return _Answer(response.status, response.headers, _json_or_none(raw))
+
+    def _ensure_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            # Created on first use so that it belongs to the running event loop.
+            self._session = aiohttp.ClientSession()
+            self._owns_session = True
+        return self._session
+
+    def _backoff(self, attempt: int) -> float:
+        """Full jitter (AWS architecture blog): uniform in [0, min(cap, base * 2^(n-1)))."""
+        ceiling = min(self._backoff_max, self._backoff_base * 2.0 ** (attempt - 1))
+        return self._jitter() * ceiling
+
+    def _observe(
+        self, method: str, route: str, status: int | None, seconds: float, attempt: int
+    ) -> None:
+        self.requests_total += 1
+        self.seconds_total += seconds
+        if self._on_request is not None:
+            self._on_request(method, route, status, seconds, attempt)
+
+
+def _json_or_none(raw: bytes) -> Any:
+    try:
+        return orjson.loads(raw) if raw else None
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _segment(uid: str) -> str:
+    if not uid:
+        raise ValueError("a booking uid is required, got an empty string")
+    return quote(uid, safe="")
+
+
+def _booking(body: Any) -> CalcomBooking:
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, dict):
+        # A recurring booking answers with a list; booking-guard books single events only.
+        raise CalcomUnavailable(
+            "Cal.com answered without a single booking in `data`", code="invalid_response"
+        )
+    return _parse_booking(data)
+
+
+def _parse_booking(data: dict[str, Any]) -> CalcomBooking:
+    try:
+        return CalcomBooking.from_calcom(data)
+    except ValueError as e:  # pydantic's ValidationError is a ValueError
+        raise CalcomUnavailable(
+            f"Cal.com answered with a booking we cannot read: {e}", code="invalid_response"
+        ) from e

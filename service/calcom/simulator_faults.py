@@ -1,0 +1,94 @@
+"""Scripted faults of the Cal.com simulator: what goes wrong, for which request, in which order."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+FaultKind = Literal[
+    "500",
+    "502",
+    "503",
+    "429",
+    "409",
+    "delay",
+    "timeout",
+    "timeout_after_write",
+    "drop",
+    "drop_after_write",
+]
+Operation = Literal["create", "find", "get", "cancel", "reschedule"]
+
+FAULT_SYNTAX = (
+    "KIND[:ARG][@OPERATION] with KIND one of 500, 502, 503, 429 (ARG: Retry-After seconds), "
+    "409, delay (ARG: milliseconds), timeout, timeout_after_write (ARG: seconds to hang), drop, "
+    "drop_after_write; OPERATION one of create, find, get, cancel, reschedule"
+)
+
+
+class Fault(BaseModel):
+    """One scripted misbehaviour, consumed by the first request it applies to."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: FaultKind
+    # Only requests of this operation consume the fault; None: any Cal.com request.
+    operation: Operation | None = None
+    # 429: the Retry-After header to send; None sends none, as Cal.com does.
+    retry_after: int | None = Field(None, ge=0)
+    # delay: how long to wait before answering normally.
+    delay_ms: int = Field(0, ge=0)
+    # timeout*: how long to hang at most (the simulator releases hung requests when it stops).
+    hang_seconds: float = Field(60.0, gt=0)
+
+    @property
+    def writes_first(self) -> bool:
+        """Whether the request takes effect before the fault hides the answer."""
+        return self.kind in ("timeout_after_write", "drop_after_write")
+
+
+def parse_fault(text: str) -> Fault:
+    """A fault from its command-line spelling, e.g. `500`, `429:2`, `delay:300`, `drop@create`."""
+    spec, _, operation = text.strip().partition("@")
+    kind, _, arg = spec.partition(":")
+    fields: dict[str, object] = {"kind": kind}
+    if operation:
+        fields["operation"] = operation
+    if arg:
+        key = {"429": "retry_after", "delay": "delay_ms"}.get(kind, "hang_seconds")
+        if kind not in ("429", "delay", "timeout", "timeout_after_write"):
+            raise ValueError(f"fault {kind!r} takes no argument, got {text!r}; {FAULT_SYNTAX}")
+        fields[key] = arg
+    try:
+        return Fault.model_validate(fields)
+    except ValidationError as e:
+        raise ValueError(f"bad fault {text!r}: expected {FAULT_SYNTAX}") from e
+
+
+class FaultQueue:
+    """Faults in the order they were scripted; each request takes the first that applies to it."""
+
+    def __init__(self, faults: list[Fault] | None = None) -> None:
+        self._faults: deque[Fault] = deque(faults or [])
+
+    def add(self, *faults: Fault) -> None:
+        """Append faults to the end of the script."""
+        self._faults.extend(faults)
+
+    def take(self, operation: Operation) -> Fault | None:
+        """Remove and return the first fault for `operation`, if any."""
+        for fault in self._faults:
+            if fault.operation in (None, operation):
+                self._faults.remove(fault)
+                return fault
+        return None
+
+    def pending(self) -> list[Fault]:
+        """The faults not consumed yet, in order."""
+        return list(self._faults)
+
+    def clear(self) -> None:
+        """Forget every pending fault."""
+        self._faults.clear()

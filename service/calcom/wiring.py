@@ -1,0 +1,55 @@
+"""Which Cal.com the service talks to: the real one with an API key, else the simulator."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from aiohttp import web
+
+from service.calcom.client import HttpCalcomClient
+from service.calcom.port import CalcomClient
+from service.calcom.simulator import CalcomSimulator
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def open_calcom(
+    settings: Settings, *, given: CalcomClient | None = None
+) -> AsyncIterator[CalcomClient]:
+    """Yield the Cal.com client for these settings, closing what was opened here."""
+    if given is not None:
+        yield given
+        return
+    if settings.calcom_api_key is not None:
+        async with HttpCalcomClient(
+            api_key=settings.calcom_api_key.get_secret_value(), base_url=settings.calcom_base_url
+        ) as client:
+            yield client
+        return
+    async with serve_simulator(CalcomSimulator()) as base_url:
+        log.warning(
+            "CALCOM_API_KEY is not set: booking against the built-in Cal.com simulator at %s",
+            base_url,
+        )
+        async with HttpCalcomClient(api_key="cal_simulator", base_url=base_url) as client:
+            yield client
+
+
+@asynccontextmanager
+async def serve_simulator(
+    simulator: CalcomSimulator, *, host: str = "127.0.0.1", port: int = 0
+) -> AsyncIterator[str]:
+    """Serve `simulator` on loopback (a free port by default); yield its origin."""
+    runner = web.AppRunner(simulator.app, handle_signals=False)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        bound = runner.addresses[0][1]
+        yield f"http://{host}:{bound}"
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,140 @@
+"""Idempotency keys: claim one before an attempt, store the answer on it after (DESIGN.md §9).
+
+A key is `in_flight` while an attempt holds it, `finished` once the answer is final, and
+`retryable` after a failure a retry may fix: a retry with the same key then opens a new attempt
+instead of replaying a 503 for ever.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from events.store import Connection
+
+_INSERT = """
+INSERT INTO idempotency_keys (key, fingerprint, attempt_id, status, holder, locked_at,
+                              first_called_at, created_at, attempt_ids)
+VALUES ($1, $2, $3, 'in_flight', $4, $5, $5, $5, ARRAY[$3::uuid])
+ON CONFLICT (key) DO NOTHING
+RETURNING key
+"""
+
+_SELECT_FOR_UPDATE = """
+SELECT key, fingerprint, attempt_id, status, response_body, locked_at, first_called_at,
+       attempt_ids
+  FROM idempotency_keys WHERE key = $1 FOR UPDATE
+"""
+
+_TAKE_OVER = "UPDATE idempotency_keys SET holder = $2, locked_at = $3 WHERE key = $1"
+
+_RETRY = """
+UPDATE idempotency_keys
+   SET attempt_id = $2, status = 'in_flight', holder = $3, locked_at = $4,
+       attempt_ids = attempt_ids || $2::uuid, response_body = NULL, finished_at = NULL
+ WHERE key = $1
+"""
+
+_FINISH = """
+UPDATE idempotency_keys
+   SET status = $3, response_status = $4, response_body = $5, finished_at = $6
+ WHERE key = $1 AND attempt_id = $2
+"""
+
+_STALE = """
+SELECT key FROM idempotency_keys
+ WHERE status = 'in_flight' AND locked_at < $1
+ ORDER BY locked_at
+ LIMIT $2
+ FOR UPDATE SKIP LOCKED
+"""
+
+_REAP = "DELETE FROM idempotency_keys WHERE status <> 'in_flight' AND finished_at < $1"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRow:
+    key: str
+    fingerprint: str
+    attempt_id: uuid.UUID
+    status: str
+    response_body: dict[str, Any] | None
+    locked_at: datetime
+    first_called_at: datetime
+    attempt_ids: tuple[uuid.UUID, ...]
+
+
+async def insert(
+    connection: Connection,
+    key: str,
+    *,
+    fingerprint: str,
+    attempt_id: uuid.UUID,
+    holder: str,
+    now: datetime,
+) -> bool:
+    """Claim a new key; False when it already exists."""
+    inserted = await connection.fetchval(_INSERT, key, fingerprint, attempt_id, holder, now)
+    return inserted is not None
+
+
+async def lock(connection: Connection, key: str) -> KeyRow:
+    """The key's row, locked until the caller's transaction ends."""
+    row = await connection.fetchrow(_SELECT_FOR_UPDATE, key)
+    if row is None:
+        raise LookupError(f"idempotency key {key!r} vanished")
+    return KeyRow(
+        key=row["key"],
+        fingerprint=row["fingerprint"],
+        attempt_id=row["attempt_id"],
+        status=row["status"],
+        response_body=row["response_body"],
+        locked_at=row["locked_at"],
+        first_called_at=row["first_called_at"],
+        attempt_ids=tuple(row["attempt_ids"]),
+    )
+
+
+async def take_over(connection: Connection, key: str, *, holder: str, now: datetime) -> None:
+    """Become the holder of an in-flight key whose holder stopped answering."""
+    await connection.execute(_TAKE_OVER, key, holder, now)
+
+
+async def open_retry(
+    connection: Connection, key: str, *, attempt_id: uuid.UUID, holder: str, now: datetime
+) -> None:
+    """Point a key whose last attempt failed retryably at a new attempt."""
+    await connection.execute(_RETRY, key, attempt_id, holder, now)
+
+
+async def finish(
+    connection: Connection,
+    key: str,
+    *,
+    attempt_id: uuid.UUID,
+    status: str,
+    response_status: int,
+    response_body: dict[str, Any],
+    now: datetime,
+) -> None:
+    """Store the answer of the key's attempt."""
+    await connection.execute(_FINISH, key, attempt_id, status, response_status, response_body, now)
+
+
+async def stale_keys(connection: Connection, *, older_than: datetime, limit: int) -> list[str]:
+    """In-flight keys untouched since `older_than`, locked for this transaction (SKIP LOCKED)."""
+    rows = await connection.fetch(_STALE, older_than, limit)
+    return [row["key"] for row in rows]
+
+
+async def reap(connection: Connection, *, finished_before: datetime) -> int:
+    """Delete finished keys older than `finished_before`; the log keeps the history."""
+    status = await connection.execute(_REAP, finished_before)
+    return int(status.split()[-1])
+
+
+def is_stale(row: KeyRow, *, now: datetime, grace: timedelta) -> bool:
+    """An in-flight key whose holder has had longer than `grace`: presumed dead."""
+    return row.locked_at < now - grace
