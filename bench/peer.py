@@ -1,0 +1,194 @@
+"""The peer (issue 7, item 7): the `eventsourcing` library's PostgreSQL persistence beside ours.
+
+Same server, same payload (the BookingRequested of bench/payloads.py, serialised by pydantic on
+both sides for every write and decoded into the model on every read). Theirs is driven through
+its PostgresApplicationRecorder (built by PostgresFactory from POSTGRES_* settings), the layer
+that matches EventStore: no aggregates, no mapper. It is synchronous (psycopg), so its
+concurrent writers are threads, each with its own originator and a pool sized to the threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+import uuid
+
+from eventsourcing.persistence import ApplicationRecorder, StoredEvent
+from eventsourcing.postgres import PostgresFactory
+from eventsourcing.utils import Environment
+
+from bench import payloads
+from bench.append import measure, store_append
+from bench.harness import Context, Figure, Samples, threaded_throughput
+from events.booking import BookingRequested
+from events.store import START, Cursor, EventStore
+
+BUDGET_SECONDS = 180
+CONCURRENCY = (1, 16, 64)
+TARGET_AT = 16  # writers; ours must reach 5 times theirs there
+TARGET_RATIO = 5.0
+PAGE = 1000  # events per read, both sides
+BATCH = 100  # events per append when loading the read test
+TOPIC = "bench.payloads:BookingRequested"
+
+OURS, THEIRS = "booking-guard", "eventsourcing"
+THEIR_TABLE = "bench_events"  # PostgresFactory names it <environment name>_events
+
+
+def their_factory(ctx: Context, pool_size: int) -> PostgresFactory:
+    """Their infrastructure as their docs configure it: POSTGRES_* settings."""
+    env = Environment(
+        "bench",
+        {
+            "POSTGRES_DBNAME": ctx.libpq["dbname"],
+            "POSTGRES_HOST": ctx.libpq["host"],
+            "POSTGRES_PORT": ctx.libpq["port"],
+            "POSTGRES_USER": ctx.libpq["user"],
+            "POSTGRES_PASSWORD": ctx.libpq["password"],
+            "POSTGRES_POOL_SIZE": str(pool_size),
+            "POSTGRES_MAX_OVERFLOW": "0",
+        },
+    )
+    return PostgresFactory(env)
+
+
+def their_batch(recorder: ApplicationRecorder, size: int) -> None:
+    """One transaction of `size` events for a new originator."""
+    originator = uuid.uuid4()
+    state = payloads.EVENT.__pydantic_serializer__.to_json(payloads.EVENT)
+    recorder.insert_events(
+        [StoredEvent(originator, version, TOPIC, state) for version in range(1, size + 1)]
+    )
+
+
+class TheirWriter:
+    """One writer thread's originator: appends one event per transaction, version after version."""
+
+    def __init__(self, recorder: ApplicationRecorder) -> None:
+        self._recorder = recorder
+        self._originator = uuid.uuid4()
+        self._version = 0
+
+    def __call__(self) -> int:
+        self._version += 1
+        state = payloads.EVENT.__pydantic_serializer__.to_json(payloads.EVENT)
+        event = StoredEvent(self._originator, self._version, TOPIC, state)
+        self._recorder.insert_events([event])
+        return 1
+
+
+def their_throughput(ctx: Context, writers: int) -> float:
+    factory = their_factory(ctx, writers)
+    try:
+        recorder = factory.application_recorder()
+        warm = min(0.3, ctx.seconds / 4)
+        threaded_throughput([TheirWriter(recorder) for _ in range(writers)], warm)
+        return threaded_throughput([TheirWriter(recorder) for _ in range(writers)], ctx.seconds)
+    finally:
+        factory.close()
+
+
+async def our_throughput(ctx: Context, writers: int, tag: str) -> float:
+    pool = await ctx.pool(writers)
+    try:
+        make = functools.partial(store_append, EventStore(pool), size=1)
+        return await measure(ctx, make, tag, writers)
+    finally:
+        await pool.close()
+
+
+async def load_for_reading(ctx: Context, count: int) -> None:
+    """`count` identical events on each side, in batches, before the read test."""
+    pool = await ctx.pool(1)
+    try:
+        store = EventStore(pool)
+        for _ in range(count // BATCH):
+            await store.append(
+                f"read-{uuid.uuid4()}", payloads.new_events(BATCH), expected_version=0
+            )
+    finally:
+        await pool.close()
+    factory = their_factory(ctx, 1)
+    try:
+        recorder = factory.application_recorder()
+        for _ in range(count // BATCH):
+            await asyncio.to_thread(their_batch, recorder, BATCH)
+    finally:
+        factory.close()
+
+
+async def our_read_all(ctx: Context) -> float:
+    """Events/s of reading every event in pages, decoded into the model."""
+    pool = await ctx.pool(1)
+    try:
+        store = EventStore(pool)
+        loop = asyncio.get_running_loop()
+        started, after, count = loop.time(), START, 0
+        while page := await store.read_all(after=after, limit=PAGE):
+            count += len(page)
+            after = Cursor(page[-1].transaction_id, page[-1].position)
+        return count / (loop.time() - started)
+    finally:
+        await pool.close()
+
+
+def their_read_all(ctx: Context) -> float:
+    """Events/s of reading every notification in pages, the state decoded into the model."""
+    factory = their_factory(ctx, 1)
+    try:
+        recorder = factory.application_recorder()
+        started, start, count = time.perf_counter(), 1, 0
+        while page := recorder.select_notifications(start=start, limit=PAGE):
+            count += len([BookingRequested.model_validate_json(n.state) for n in page])
+            start = page[-1].id + 1
+        return count / (time.perf_counter() - started)
+    finally:
+        factory.close()
+
+
+async def run(ctx: Context) -> list[Figure]:
+    samples = Samples()
+    factory = their_factory(ctx, 1)
+    try:
+        factory.application_recorder()  # creates their table
+    finally:
+        factory.close()
+    labels = [f"append 1 event/tx, {n} {'writer' if n == 1 else 'writers'}" for n in CONCURRENCY]
+    for run_index in range(ctx.runs):
+        await ctx.truncate("events", THEIR_TABLE)
+        for writers, label in zip(CONCURRENCY, labels, strict=True):
+            sides = (OURS, THEIRS) if run_index % 2 == 0 else (THEIRS, OURS)
+            for side in sides:
+                if side == OURS:
+                    rate = await our_throughput(ctx, writers, f"peer-r{run_index}-{writers}")
+                else:
+                    rate = await asyncio.to_thread(their_throughput, ctx, writers)
+                samples.add(f"{label}: {side}", rate)
+                ctx.progress(f"peer run {run_index + 1}: {label}: {side}: {rate:,.0f} events/s")
+    for label in labels:
+        samples.ratio(f"{label}: ours / theirs", f"{label}: {OURS}", f"{label}: {THEIRS}")
+
+    count = 10_000 if ctx.quick else 50_000
+    await ctx.truncate("events", THEIR_TABLE)
+    ctx.progress(f"peer: loading {count:,} events on each side for the read test")
+    await load_for_reading(ctx, count)
+    label = f"read all {count:,} events, pages of {PAGE}"
+    for run_index in range(ctx.runs):
+        ours = await our_read_all(ctx)
+        theirs = await asyncio.to_thread(their_read_all, ctx)
+        samples.add(f"{label}: {OURS}", ours)
+        samples.add(f"{label}: {THEIRS}", theirs)
+        ctx.progress(f"peer run {run_index + 1}: {label}: ours {ours:,.0f}, theirs {theirs:,.0f}")
+    samples.ratio(f"{label}: ours / theirs", f"{label}: {OURS}", f"{label}: {THEIRS}")
+
+    figures = []
+    for name in samples.values:
+        if name.endswith("ours / theirs"):
+            at_target = name.startswith(f"append 1 event/tx, {TARGET_AT} writers")
+            figures.append(
+                samples.figure(name, "ratio", target=TARGET_RATIO if at_target else None)
+            )
+        else:
+            figures.append(samples.figure(name, "events/s"))
+    return figures

@@ -1,0 +1,21 @@
+"""The benchmarks `python -m bench` runs, in order. To add one, write a module in bench/ with
+
+    BUDGET_SECONDS = 120                                  # the harness cancels it past this
+    async def run(ctx: Context) -> list[Figure]: ...      # median/min/max of ctx.runs runs
+
+and name it here. EXTRAS run only when asked for with `--only NAME`.
+"""
+
+from __future__ import annotations
+
+BENCHMARKS: dict[str, str] = {
+    "append": "bench.append",
+    "peer": "bench.peer",
+}
+
+EXTRAS: dict[str, str] = {
+    # bg_append_events and variants of it, through pgbench: what each part of the function costs.
+    "append_sql": "bench.append_sql",
+    # EventStore.append with bench/proposed_append.sql and a post-commit NOTIFY, beside today's.
+    "append_proposed": "bench.append_proposed",
+}
