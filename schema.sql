@@ -29,11 +29,15 @@ CREATE INDEX IF NOT EXISTS events_booking_uid ON events ((data ->> 'booking_uid'
     WHERE data ? 'booking_uid';
 
 -- Append one batch to one stream in a single round trip: the expected-version check, the
--- idempotent re-append check and the insert happen under a per-stream lock, so appends to
--- different streams never wait on each other.
+-- insert and, only when an id is already stored, the idempotent re-append check happen under a
+-- per-stream lock, so appends to different streams never wait on each other.
 -- p_expected_version: >= 0 exact version (0 = empty), -1 no stream, -2 stream exists, -3 any.
+-- Returns the stream's new version, or -1 when the whole batch was already stored as it is.
 -- Errors: BG001 wrong expected version (DETAIL = actual version), BG002 an event id is already
 -- stored with other content.
+-- No NOTIFY in here: a NOTIFY holds a cluster-wide lock from pre-commit until the commit is
+-- flushed, so every append would commit one after another (bench/README.md measures it). The
+-- store wakes subscribers after commit instead.
 CREATE OR REPLACE FUNCTION bg_append_events(
     p_stream_id text,
     p_expected_version bigint,
@@ -46,11 +50,30 @@ CREATE OR REPLACE FUNCTION bg_append_events(
 LANGUAGE plpgsql AS $$
 DECLARE
     v_current bigint;
+    v_inserted integer := 0;
     v_stored integer;
     v_same integer;
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtextextended('bg-stream:' || p_stream_id, 0));
 
+    SELECT coalesce(max(version), 0) INTO v_current FROM events WHERE stream_id = p_stream_id;
+
+    IF NOT ((p_expected_version >= 0 AND v_current <> p_expected_version)
+            OR (p_expected_version = -1 AND v_current <> 0)
+            OR (p_expected_version = -2 AND v_current = 0)) THEN
+        INSERT INTO events (stream_id, version, event_id, type, schema_version, data, metadata)
+        SELECT p_stream_id, v_current + n.ord, n.event_id, n.type, n.schema_version, n.data,
+               n.metadata
+          FROM unnest(p_event_ids, p_types, p_schema_versions, p_data, p_metadata)
+                   WITH ORDINALITY AS n(event_id, type, schema_version, data, metadata, ord)
+            ON CONFLICT (event_id) DO NOTHING;
+        GET DIAGNOSTICS v_inserted = ROW_COUNT;
+        IF v_inserted = cardinality(p_event_ids) THEN
+            RETURN v_current + v_inserted;
+        END IF;
+    END IF;
+
+    -- The rare paths: the version did not match, or an event id is already stored.
     SELECT count(*),
            count(*) FILTER (WHERE e.stream_id = p_stream_id
                               AND e.type = n.type
@@ -60,32 +83,17 @@ BEGIN
       FROM unnest(p_event_ids, p_types, p_schema_versions, p_data)
                AS n(event_id, type, schema_version, data)
       JOIN events e ON e.event_id = n.event_id;
+    IF v_inserted = 0 AND v_stored = cardinality(p_event_ids) AND v_same = v_stored THEN
+        -- A producer retry of an append that already landed: nothing to write.
+        RETURN -1;
+    END IF;
     IF v_stored > 0 THEN
-        IF v_stored = cardinality(p_event_ids) AND v_same = v_stored THEN
-            -- A producer retry of an append that already landed: nothing to write.
-            RETURN -1;
-        END IF;
+        -- Raising rolls back whatever part of the batch was inserted above.
         RAISE EXCEPTION 'event ids already stored with other content'
             USING ERRCODE = 'BG002', DETAIL = p_stream_id;
     END IF;
-
-    SELECT coalesce(max(version), 0) INTO v_current FROM events WHERE stream_id = p_stream_id;
-
-    IF (p_expected_version >= 0 AND v_current <> p_expected_version)
-       OR (p_expected_version = -1 AND v_current <> 0)
-       OR (p_expected_version = -2 AND v_current = 0) THEN
-        RAISE EXCEPTION 'wrong expected version for stream %', p_stream_id
-            USING ERRCODE = 'BG001', DETAIL = v_current::text;
-    END IF;
-
-    INSERT INTO events (stream_id, version, event_id, type, schema_version, data, metadata)
-    SELECT p_stream_id, v_current + n.ord, n.event_id, n.type, n.schema_version, n.data, n.metadata
-      FROM unnest(p_event_ids, p_types, p_schema_versions, p_data, p_metadata)
-               WITH ORDINALITY AS n(event_id, type, schema_version, data, metadata, ord);
-
-    -- Wakes subscribers at commit. Only a hint: they poll as well, so a lost one only delays.
-    PERFORM pg_notify('bg_events', '');
-    RETURN v_current + cardinality(p_event_ids);
+    RAISE EXCEPTION 'wrong expected version for stream %', p_stream_id
+        USING ERRCODE = 'BG001', DETAIL = v_current::text;
 END;
 $$;
 

@@ -19,7 +19,9 @@ transaction left open anywhere holds every subscriber back, which is why the poo
 
 from __future__ import annotations
 
+import asyncio
 import enum
+import logging
 import uuid
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -36,6 +38,8 @@ from events.errors import (
 from events.models import EventMetadata, NewEvent, RecordedEvent, decode, model_for
 
 DEFAULT_MAX_EVENT_BYTES = 64 * 1024
+
+log = logging.getLogger(__name__)
 
 
 class ExpectedVersion(enum.IntEnum):
@@ -69,6 +73,7 @@ class Cursor(NamedTuple):
 START = Cursor(0, 0)
 
 _APPEND = "SELECT bg_append_events($1, $2, $3, $4, $5, $6, $7)"
+_NOTIFY = "SELECT pg_notify('bg_events', '')"
 
 _COLUMNS = (
     "position, transaction_id, stream_id, version, event_id, type, schema_version,"
@@ -118,6 +123,8 @@ class EventStore:
     def __init__(self, pool: asyncpg.Pool, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES):
         self._pool = pool
         self._max_event_bytes = max_event_bytes
+        self._waking: asyncio.Task[None] | None = None
+        self._wake_again = False
 
     async def append(
         self,
@@ -129,8 +136,9 @@ class EventStore:
     ) -> int:
         """Append `events` to `stream_id` atomically; return the stream's new version.
 
-        Pass `connection` to append inside a transaction the caller holds. Appending the same
-        event ids again is a no-op that returns -1.
+        Pass `connection` to append inside a transaction the caller holds, and call
+        `wake_subscribers()` once it has committed. Appending the same event ids again is a
+        no-op that returns -1.
         """
         if not stream_id:
             raise InvalidEvent("stream_id must be a non-empty string")
@@ -148,7 +156,35 @@ class EventStore:
             raise _translate(e, stream_id, expected_version) from e
         except (OSError, asyncpg.InterfaceError) as e:
             raise DatabaseUnavailable(f"could not append to {stream_id!r}: {e}") from e
+        if connection is None:
+            self.wake_subscribers()
         return version
+
+    def wake_subscribers(self) -> None:
+        """NOTIFY `bg_events` after a commit; appends landing meanwhile share the next one."""
+        if self._waking is None or self._waking.done():
+            self._waking = asyncio.get_running_loop().create_task(self._notify())
+        else:
+            self._wake_again = True
+
+    async def _notify(self) -> None:
+        # Not inside bg_append_events: a NOTIFY holds PostgreSQL's cluster-wide notify lock from
+        # pre-commit until its commit is flushed, so appends would stop sharing WAL flushes
+        # (bench/README.md). Subscribers poll as well, so a lost wake-up only delays them.
+        while True:
+            self._wake_again = False
+            try:
+                await self._pool.execute(_NOTIFY)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+                log.debug("wake-up NOTIFY failed, subscribers will poll: %s", e)
+                return
+            if not self._wake_again:
+                return
+
+    async def close(self) -> None:
+        """Wait for a wake-up in flight, so the pool can close cleanly."""
+        if self._waking is not None:
+            await asyncio.gather(self._waking, return_exceptions=True)
 
     def _encode(self, events: Sequence[NewEvent]) -> tuple[list[Any], ...]:
         ids: list[uuid.UUID] = []

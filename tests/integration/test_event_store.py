@@ -10,8 +10,9 @@ import pytest
 from pydantic import ValidationError
 
 from events.errors import EventIdConflict, InvalidEvent, UnknownEventType, WrongExpectedVersion
-from events.models import Event, NewEvent, register
+from events.models import Event, NewEvent, RecordedEvent, register
 from events.store import START, Cursor, EventStore, ExpectedVersion
+from tests.conftest import wait_until
 
 
 @register
@@ -21,6 +22,11 @@ class CounterIncremented(Event):
     counter: str
     by: int
     note: str = ""
+
+
+@register
+class Other(Event):
+    type_name = "TestOther"
 
 
 class NotRegistered(Event):
@@ -189,8 +195,13 @@ async def test_subscriber_never_skips_an_event_committed_out_of_position_order(
         await poll()
         # A reader by position alone would have seen 2 and moved past 1 for ever.
         assert seen == []
-    await poll()
-    await poll()
+
+    async def both_seen() -> bool:
+        # Another transaction anywhere in the cluster may hold the horizon back for a moment.
+        await poll()
+        return len(seen) >= 2
+
+    await wait_until(both_seen)
     assert seen == [1, 2]
 
 
@@ -212,11 +223,17 @@ async def test_ten_thousand_events_across_a_thousand_streams_read_back_complete(
 
     await asyncio.gather(*(bounded(s) for s in streams))
 
-    everything = []
+    everything: list[RecordedEvent] = []
     cursor = START
-    while page := await store.read_all(after=cursor, limit=997):
-        everything.extend(page)
-        cursor = Cursor(page[-1].transaction_id, page[-1].position)
+
+    async def read_on() -> bool:
+        nonlocal cursor
+        while page := await store.read_all(after=cursor, limit=997):
+            everything.extend(page)
+            cursor = Cursor(page[-1].transaction_id, page[-1].position)
+        return len(everything) >= 10_000
+
+    await wait_until(read_on, timeout=10)
     assert len(everything) == 10_000
     order = [(e.transaction_id, e.position) for e in everything]
     assert order == sorted(order)
@@ -232,5 +249,28 @@ async def test_ten_thousand_events_across_a_thousand_streams_read_back_complete(
 
 async def test_read_all_filters_by_type(store: EventStore) -> None:
     await store.append("s-1", [bump()], expected_version=ExpectedVersion.ANY)
-    assert len(await store.read_all(types=["TestCounterIncremented"])) == 1
+    await store.append("s-1", [NewEvent(Other())], expected_version=ExpectedVersion.ANY)
+
+    async def both_visible() -> bool:
+        return len(await store.read_all()) == 2
+
+    await wait_until(both_visible)
+    assert [e.type for e in await store.read_all(types=["TestCounterIncremented"])] == [
+        "TestCounterIncremented"
+    ]
+    assert [e.type for e in await store.read_all(types=["TestOther"])] == ["TestOther"]
     assert await store.read_all(types=["BookingConfirmed"]) == []
+
+
+async def test_an_append_wakes_listeners_after_it_commits(
+    store: EventStore, database_url: str
+) -> None:
+    woken = asyncio.Event()
+    listener = await asyncpg.connect(database_url)
+    try:
+        await listener.add_listener("bg_events", lambda *_: woken.set())
+        await store.append("s-1", [bump()], expected_version=ExpectedVersion.ANY)
+        async with asyncio.timeout(5):
+            await woken.wait()
+    finally:
+        await listener.close()
