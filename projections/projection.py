@@ -1,0 +1,57 @@
+"""What a projection is: a name, the event types it reads, and how it applies them.
+
+The runner (projections/runner.py) feeds a projection one batch at a time and advances its
+checkpoint in the same transaction; replay (projections/rebuild.py) feeds the whole log into a
+twin of its table and swaps the twin in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from events.models import RecordedEvent
+from events.store import Connection
+from projections.log_reader import LoggedData
+
+ApplyBatch = Callable[[Connection, Sequence[RecordedEvent], str], Awaitable[None]]
+"""Apply events, in order, to the named table: the live one or its `<table>_rebuild` twin."""
+
+ReplayBatch = Callable[[Connection, Sequence[LoggedData], str], Awaitable[None]]
+"""The same from events' JSON data, without models: replay's fast path (COPY)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Projection:
+    """A read model derived from the log, kept in one table.
+
+    `inline` projections are written by the transaction that appends their events (appointments:
+    its unique index is a guard), so no runner keeps them and they have no checkpoint; they are
+    only ever rebuilt. The others are kept by a runner.
+
+    Replay fills the twin with `replay_batch` when given (else `apply_batch`), with only the
+    indexes named in `fill_indexes` (those its updates look rows up by, and the unique ones that
+    must refuse as they go); it builds the rest after the fill, which is faster than updating
+    them row by row. None means every index during the fill.
+    """
+
+    name: str
+    types: tuple[str, ...]
+    table: str
+    apply_batch: ApplyBatch
+    replay_batch: ReplayBatch | None = None
+    fill_indexes: tuple[str, ...] | None = None
+    inline: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.types:
+            raise ValueError(f"a projection needs a name and event types, got {self!r}")
+
+    @property
+    def rebuild_table(self) -> str:
+        """The twin table a replay fills before swapping it in."""
+        return f"{self.table}_rebuild"
+
+    async def apply(self, connection: Connection, event: RecordedEvent) -> None:
+        """Apply one event to the live table."""
+        await self.apply_batch(connection, [event], self.table)

@@ -1,0 +1,208 @@
+"""Replay: rebuild a projection from the start of the log into a twin table, then swap it in.
+
+Reads keep being answered from the live table while the twin (projections/twin.py) fills. The
+swap is one short transaction: lock the live table (and, for a runner-kept projection, its
+checkpoint row, which holds its runner back), apply what was appended since the fill's cursor,
+drop the live table and give the twin its names, and for a runner-kept projection move the
+checkpoint to the replay's cursor. A reader blocked on the lock resolves the name again when it
+gets it, so it reads the new table: nobody ever sees a missing or half-built one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import cast
+
+import asyncpg
+
+from events.models import RecordedEvent
+from events.store import START, Connection, Cursor
+from projections import checkpoints, log_reader
+from projections.log_reader import LoggedData
+from projections.projection import Projection
+from projections.twin import Twin
+
+_TRY_LOCK = "SELECT pg_try_advisory_lock(hashtextextended('bg-rebuild:' || $1, 0))"
+# COPY's text values are read in the session time zone; stored times always carry an offset,
+# but a naive one must mean UTC, as it does to asyncpg.
+_UTC = "SET LOCAL TimeZone = 'UTC'"
+SWAP_ATTEMPTS = 3
+
+Batch = Sequence[LoggedData] | Sequence[RecordedEvent]
+
+
+class RebuildError(Exception):
+    """The rebuild could not run or could not be swapped in; the live table is untouched."""
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """How far a rebuild has got; `total` is the log's count at the start, an estimate."""
+
+    projection: str
+    done: int
+    total: int
+    elapsed: float
+
+
+@dataclass(frozen=True, slots=True)
+class RebuildResult:
+    """A finished rebuild: events applied, time taken and the cursor it was swapped in at."""
+
+    projection: str
+    events: int
+    seconds: float
+    cursor: Cursor
+
+    @property
+    def rate(self) -> float:
+        """Events applied per second."""
+        return self.events / self.seconds if self.seconds > 0 else float(self.events)
+
+
+async def rebuild(
+    pool: asyncpg.Pool,
+    projection: Projection,
+    *,
+    batch_size: int = 10_000,
+    on_progress: Callable[[Progress], None] | None = None,
+    lock_timeout: float = 5.0,
+) -> RebuildResult:
+    """Rebuild `projection` from position zero and swap it in atomically (needs 3 connections)."""
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    started = time.monotonic()
+
+    def report(done: int, total: int) -> None:
+        if on_progress is not None:
+            elapsed = time.monotonic() - started
+            on_progress(Progress(projection.name, done, max(total, done), elapsed))
+
+    async with pool.acquire() as conn:
+        if not await conn.fetchval(_TRY_LOCK, projection.name):
+            raise RebuildError(f"a rebuild of {projection.name} is already running")
+        twin = await Twin.create(
+            conn, projection.table, projection.rebuild_table, fill_indexes=projection.fill_indexes
+        )
+        try:
+            total = await log_reader.count(conn, projection.types)
+            done, cursor = await _fill(pool, projection, batch_size, lambda n: report(n, total))
+            await twin.build_indexes(conn)
+            caught_up, cursor = await _swap(
+                conn, projection, twin, cursor, batch_size, lock_timeout
+            )
+        finally:
+            with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+                await twin.drop(conn)
+                await conn.execute("SELECT pg_advisory_unlock_all()")
+    report(done + caught_up, done + caught_up)  # finished: the count is now exact
+    return RebuildResult(projection.name, done + caught_up, time.monotonic() - started, cursor)
+
+
+async def _read(
+    conn: Connection, projection: Projection, after: Cursor, limit: int, *, horizon: bool = True
+) -> Batch:
+    reader = log_reader.read_data_batch if projection.replay_batch else log_reader.read_batch
+    return await reader(
+        conn, after=after, types=projection.types, limit=limit, behind_horizon=horizon
+    )
+
+
+async def _write(
+    conn: Connection, projection: Projection, batch: Batch, *, durable: bool = True
+) -> None:
+    async with conn.transaction():
+        await conn.execute(_UTC)
+        if not durable:
+            # Losing the twin in a crash costs a rerun, nothing else: skip the wait for flush.
+            await conn.execute("SET LOCAL synchronous_commit = off")
+        if projection.replay_batch is not None:
+            data = cast(Sequence[LoggedData], batch)
+            await projection.replay_batch(conn, data, projection.rebuild_table)
+        else:
+            events = cast(Sequence[RecordedEvent], batch)
+            await projection.apply_batch(conn, events, projection.rebuild_table)
+
+
+async def _fill(
+    pool: asyncpg.Pool, projection: Projection, batch_size: int, report: Callable[[int], None]
+) -> tuple[int, Cursor]:
+    """Apply the log to the twin; reading the next batch overlaps writing this one."""
+    done, cursor = 0, START
+    async with pool.acquire() as reader, pool.acquire() as writer:
+
+        def read_after(after: Cursor) -> asyncio.Task[Batch]:
+            return asyncio.create_task(_read(reader, projection, after, batch_size))
+
+        next_batch: asyncio.Task[Batch] | None = read_after(START)
+        try:
+            while next_batch is not None:
+                batch = await next_batch
+                next_batch = None
+                if not batch:
+                    break
+                cursor = Cursor(batch[-1].transaction_id, batch[-1].position)
+                if len(batch) == batch_size:
+                    next_batch = read_after(cursor)
+                await _write(writer, projection, batch, durable=False)
+                done += len(batch)
+                report(done)
+        finally:
+            if next_batch is not None:
+                next_batch.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await next_batch
+    return done, cursor
+
+
+async def _swap(
+    conn: Connection,
+    projection: Projection,
+    twin: Twin,
+    cursor: Cursor,
+    batch_size: int,
+    lock_timeout: float,
+) -> tuple[int, Cursor]:
+    """Catch the twin up and put it in the live table's place, in one transaction."""
+    for attempt in range(1, SWAP_ATTEMPTS + 1):
+        try:
+            async with conn.transaction():
+                await conn.execute(f"SET LOCAL lock_timeout = {int(lock_timeout * 1000)}")
+                if not projection.inline:
+                    await checkpoints.ensure(conn, projection.name)
+                    await checkpoints.claim(conn, projection.name)
+                await conn.execute(f"LOCK TABLE {projection.table} IN ACCESS EXCLUSIVE MODE")
+                caught_up, cursor = await _catch_up(conn, projection, cursor, batch_size)
+                await twin.swap_in(conn)
+                if not projection.inline:
+                    await checkpoints.reset(conn, projection.name, cursor)
+                return caught_up, cursor
+        except asyncpg.LockNotAvailableError as e:
+            if attempt == SWAP_ATTEMPTS:
+                raise RebuildError(
+                    f"could not lock {projection.table} within {lock_timeout}s,"
+                    f" {SWAP_ATTEMPTS} times: a long transaction holds it"
+                ) from e
+    raise AssertionError("unreachable")
+
+
+async def _catch_up(
+    conn: Connection, projection: Projection, cursor: Cursor, batch_size: int
+) -> tuple[int, Cursor]:
+    # An inline projection's writers write its table in the transaction that appends the event,
+    # so under the table lock every such event is committed or its writer waits (and will write
+    # to the new table): all that is committed may be read, horizon or not. A runner-kept
+    # projection reads behind the horizon as its runner would, and leaves the rest to it.
+    caught_up = 0
+    while True:
+        batch = await _read(conn, projection, cursor, batch_size, horizon=not projection.inline)
+        if batch:
+            await _write(conn, projection, batch)
+            caught_up += len(batch)
+            cursor = Cursor(batch[-1].transaction_id, batch[-1].position)
+        if len(batch) < batch_size:
+            return caught_up, cursor

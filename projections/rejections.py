@@ -1,0 +1,129 @@
+"""The rejections read model: every BookingRejected, for listings over a time range.
+
+Kept by the projector runner (asynchronously: a rejection shows up here a moment after it is
+recorded) and rebuilt by replay. Every value comes from the event, so a rebuild is identical.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import asyncpg
+
+from events.booking import BookingRejected
+from events.models import RecordedEvent
+from events.store import Connection
+from projections.projection import Projection
+
+NAME: Final = "rejections"
+TABLE: Final = "rejections"
+HANDLED_TYPES: Final = ("BookingRejected",)
+
+# Table names are never input: only these may be formatted into the statement below.
+_TABLES: Final = frozenset({TABLE, f"{TABLE}_rebuild"})
+
+
+def _insert(table: str) -> str:
+    return f"""
+INSERT INTO {table} (event_id, position, attempt_id, call_id, guard, layer, reason, booking_uid,
+                     detail, rejected_at)
+SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::uuid[], $4::text[], $5::text[], $6::int[],
+                     $7::text[], $8::text[], $9::jsonb[], $10::timestamptz[])
+"""
+
+
+async def apply_batch(connection: Connection, events: Sequence[RecordedEvent], table: str) -> None:
+    """Insert a row per BookingRejected, in one statement."""
+    if table not in _TABLES:
+        raise ValueError(f"unknown rejections table {table!r}")
+    columns: list[list[Any]] = [[] for _ in range(10)]
+    for recorded in events:
+        event = recorded.event
+        if not isinstance(event, BookingRejected):
+            continue
+        row = (
+            recorded.event_id,
+            recorded.position,
+            event.attempt_id,
+            event.call_id,
+            event.guard,
+            event.layer,
+            event.reason,
+            event.booking_uid,
+            event.detail,
+            event.rejected_at,
+        )
+        for column, value in zip(columns, row, strict=True):
+            column.append(value)
+    if columns[0]:
+        await connection.execute(_insert(table), *columns)
+
+
+PROJECTION: Final = Projection(name=NAME, types=HANDLED_TYPES, table=TABLE, apply_batch=apply_batch)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_LIST = """
+SELECT position, event_id, attempt_id, call_id, guard, layer, reason, booking_uid, detail,
+       rejected_at
+  FROM rejections
+ WHERE rejected_at >= $1 AND rejected_at < $2
+   AND (rejected_at, position) > ($3::timestamptz, $4::bigint)
+ ORDER BY rejected_at, position
+ LIMIT $5
+"""
+_COUNTS = """
+SELECT guard, reason, count(*) AS count
+  FROM rejections
+ WHERE rejected_at >= $1 AND rejected_at < $2
+ GROUP BY guard, reason
+ ORDER BY count DESC, guard, reason
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class RejectionsPage:
+    """One page of rejections in time order, the reason counts of the whole range, and `next`."""
+
+    rejections: list[dict[str, Any]]
+    counts: list[dict[str, Any]]
+    next: str | None
+
+
+def page_cursor(rejected_at: datetime, position: int) -> str:
+    """The opaque `next` of a rejections page: microseconds since the epoch and the position."""
+    return f"{(rejected_at - _EPOCH) // timedelta(microseconds=1)}.{position}"
+
+
+def parse_page_cursor(text: str) -> tuple[datetime, int]:
+    """Read a cursor written by `page_cursor`; "0" means the start."""
+    if text == "0":
+        return datetime.min.replace(tzinfo=UTC), 0
+    micros, sep, position = text.partition(".")
+    if not sep or not micros.lstrip("-").isdigit() or not position.isdigit():
+        raise ValueError(f"a rejections cursor looks like '<micros>.<position>', got {text!r}")
+    return _EPOCH + timedelta(microseconds=int(micros)), int(position)
+
+
+async def between(
+    executor: Connection | asyncpg.Pool,
+    start: datetime,
+    end: datetime,
+    *,
+    after: str = "0",
+    limit: int = 100,
+) -> RejectionsPage:
+    """Rejections with `start <= rejected_at < end`, keyset-paginated, and their counts."""
+    if limit <= 0:
+        raise ValueError(f"limit must be positive, got {limit}")
+    after_at, after_position = parse_page_cursor(after)
+    rows = await executor.fetch(_LIST, start, end, after_at, after_position, limit)
+    counts = await executor.fetch(_COUNTS, start, end)
+    last = rows[-1] if len(rows) == limit else None
+    return RejectionsPage(
+        rejections=[dict(row) for row in rows],
+        counts=[dict(row) for row in counts],
+        next=None if last is None else page_cursor(last["rejected_at"], last["position"]),
+    )

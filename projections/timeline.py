@@ -1,0 +1,69 @@
+"""Events as lines of a timeline: when, what, which call, the outcome, the guard and the reason."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from events.booking import (
+    BookingCancelled,
+    BookingConfirmed,
+    BookingFailed,
+    BookingRejected,
+    BookingRequested,
+    BookingRescheduled,
+    CalcomBookingReceived,
+)
+from events.models import RecordedEvent
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    """One event, summarised for a person reading an incident."""
+
+    at: datetime
+    event: str
+    call_id: str | None
+    outcome: str
+    guard: str = ""
+    reason: str = ""
+    note: str = ""
+
+
+def _when(moment: datetime | None) -> str:
+    return "-" if moment is None else moment.isoformat(timespec="seconds")
+
+
+def entry_of(recorded: RecordedEvent) -> TimelineEntry:
+    """The timeline line of one event; the time is the event's own, else when it was recorded."""
+    at, outcome, guard, reason, note = _summary(recorded)
+    call_id = getattr(recorded.event, "call_id", None)
+    return TimelineEntry(at, recorded.type, call_id, outcome, guard, reason, note)
+
+
+def _summary(recorded: RecordedEvent) -> tuple[datetime, str, str, str, str]:
+    match recorded.event:
+        case BookingRequested() as e:
+            who = e.attendee.email or e.attendee.phone_number or e.attendee.name
+            return e.requested_at, "requested", "", "", f"slot {_when(e.start)} for {who}"
+        case CalcomBookingReceived() as e:
+            owner = (e.booking_metadata or {}).get("call_id", "-")
+            note = f"uid {e.booking_uid} created {_when(e.created_at)} by call {owner}"
+            return e.received_at, "cal.com answered", "", "", note
+        case BookingConfirmed() as e:
+            note = f"appointment {e.appointment_id} for uid {e.booking_uid}"
+            return e.confirmed_at, "confirmed", "", "", note
+        case BookingRejected() as e:
+            guard = e.guard if e.layer is None else f"{e.guard} (layer {e.layer})"
+            details = ", ".join(f"{k}={v}" for k, v in sorted(e.detail.items()))
+            return e.rejected_at, "rejected", guard, e.reason, details
+        case BookingFailed() as e:
+            outcome = "failed, retryable" if e.retryable else "failed"
+            return e.failed_at, outcome, "", e.reason, e.message
+        case BookingCancelled() as e:
+            return e.cancelled_at, "cancelled", "", e.reason or "", f"uid {e.booking_uid}"
+        case BookingRescheduled() as e:
+            note = f"uid {e.booking_uid} -> {e.new_booking_uid} at {_when(e.start)}"
+            return e.rescheduled_at, "rescheduled", "", "", note
+        case _:
+            return recorded.recorded_at, "", "", "", ""

@@ -1,0 +1,264 @@
+"""The projector runner against a real PostgreSQL: checkpoints, live tail, locks, failures."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+
+import asyncpg
+import pytest
+
+from events.models import Event, NewEvent, RecordedEvent, register
+from events.store import START, Connection, Cursor, EventStore, ExpectedVersion
+from projections import checkpoints
+from projections.projection import Projection
+from projections.projectors import oldest_transaction_seconds, run_projectors
+from projections.runner import ProjectionFailed, ProjectionRunner
+from tests.conftest import wait_until
+
+_CREATE = """
+CREATE TABLE IF NOT EXISTS test_projected (
+    position  bigint PRIMARY KEY,
+    applied   bigserial,
+    stream_id text NOT NULL,
+    note      text NOT NULL
+)
+"""
+
+
+@register
+class NoteTaken(Event):
+    type_name = "TestNoteTaken"
+
+    note: str
+
+
+class Handler:
+    """Writes one row per event; raises on the note "boom" while `broken` is set."""
+
+    def __init__(self) -> None:
+        self.broken = True
+
+    async def __call__(
+        self, connection: Connection, events: Sequence[RecordedEvent], table: str
+    ) -> None:
+        for recorded in events:
+            assert isinstance(recorded.event, NoteTaken)
+            if recorded.event.note == "boom" and self.broken:
+                raise RuntimeError("cannot take this note")
+            await connection.execute(
+                "INSERT INTO test_projected (position, stream_id, note) VALUES ($1, $2, $3)",
+                recorded.position,
+                recorded.stream_id,
+                recorded.event.note,
+            )
+
+
+@pytest.fixture
+async def store(db: asyncpg.Pool) -> EventStore:
+    await db.execute(_CREATE)
+    return EventStore(db)
+
+
+@pytest.fixture
+def handler() -> Handler:
+    return Handler()
+
+
+@pytest.fixture
+def projection(handler: Handler) -> Projection:
+    return Projection(
+        name="test_notes", types=("TestNoteTaken",), table="test_projected", apply_batch=handler
+    )
+
+
+@contextlib.asynccontextmanager
+async def running(
+    db: asyncpg.Pool, store: EventStore, projection: Projection, **options: object
+) -> AsyncIterator[ProjectionRunner]:
+    runner = ProjectionRunner(db, store, projection, **options)  # type: ignore[arg-type]
+    runner.start()
+    try:
+        yield runner
+    finally:
+        await runner.stop()
+
+
+async def last_appended(db: asyncpg.Pool) -> Cursor:
+    """The cursor of the newest event, horizon or not."""
+    row = await db.fetchrow("SELECT transaction_id, position FROM events ORDER BY position DESC")
+    return START if row is None else Cursor(row["transaction_id"], row["position"])
+
+
+async def horizon_passed(db: asyncpg.Pool) -> Cursor:
+    """Wait until every event appended so far is readable behind the transaction horizon.
+
+    The horizon is the whole server's: a transaction open in another database (another test
+    run sharing the server, an autovacuum ANALYZE) holds it back for a moment.
+    """
+    store, last = EventStore(db), await last_appended(db)
+
+    async def passed() -> bool:
+        return await store.head() >= last
+
+    await wait_until(passed)
+    return last
+
+
+async def take(db: asyncpg.Pool, *notes: str, stream: str = "notes") -> Cursor:
+    await EventStore(db).append(
+        stream, [NewEvent(NoteTaken(note=n)) for n in notes], expected_version=ExpectedVersion.ANY
+    )
+    return await last_appended(db)
+
+
+async def applied(db: asyncpg.Pool) -> list[str]:
+    rows = await db.fetch("SELECT note FROM test_projected ORDER BY applied")
+    return [row["note"] for row in rows]
+
+
+async def test_catches_up_in_batches_then_wakes_on_notify(
+    db: asyncpg.Pool, store: EventStore, projection: Projection
+) -> None:
+    notes = [f"n{i}" for i in range(25)]
+    head = await take(db, *notes)
+    await horizon_passed(db)  # the first catch-up has no notification to wake it again
+    # A poll interval of a minute: only the notification can wake the runner in time.
+    async with running(db, store, projection, batch_size=10, poll_interval=60) as runner:
+        await runner.wait_for(head)
+        assert await applied(db) == notes
+        live = await take(db, "live")
+        await runner.wait_for(live)
+        assert await applied(db) == [*notes, "live"]
+        stored = await checkpoints.read(db, "test_notes")
+        assert stored.cursor == live
+        assert stored.state == "running"
+
+
+async def test_polling_alone_finds_new_events(
+    db: asyncpg.Pool, store: EventStore, projection: Projection
+) -> None:
+    async with running(db, store, projection, listen=False, poll_interval=0.02) as runner:
+        head = await take(db, "a", "b")
+        await runner.wait_for(head)
+        position = (await last_appended(db)).position
+        await runner.wait_for(position)
+        assert await applied(db) == ["a", "b"]
+
+
+async def test_failing_handler_rolls_back_its_batch_and_stops_the_projection(
+    db: asyncpg.Pool, store: EventStore, projection: Projection, handler: Handler
+) -> None:
+    head = await take(db, "a", "b", "boom", "c")
+    async with running(db, store, projection, batch_size=10, poll_interval=0.02) as runner:
+        with pytest.raises(ProjectionFailed, match="cannot take this note"):
+            await runner.wait_for(head)
+        # Nothing of the batch is applied and the checkpoint has not moved.
+        assert await applied(db) == []
+        stored = await checkpoints.read(db, "test_notes")
+        assert stored.cursor == START
+        assert stored.state == "failed"
+        assert stored.error is not None
+        await horizon_passed(db)
+        boom = (await store.read_all())[2]
+        assert f"event {boom.position} (TestNoteTaken in stream notes)" in stored.error
+        assert "RuntimeError: cannot take this note" in stored.error
+        lag = await runner.lag()
+        assert (lag.state, lag.events_behind) == ("failed", 4)
+
+        # Fixed and resumed: it carries on from its checkpoint, skipping nothing.
+        handler.broken = False
+        assert await checkpoints.resume(db, "test_notes")
+        await runner.wait_for(head)
+        assert await applied(db) == ["a", "b", "boom", "c"]
+        assert (await runner.lag()).events_behind == 0
+
+
+async def test_one_runner_is_active_and_another_takes_over_when_it_stops(
+    db: asyncpg.Pool, store: EventStore, projection: Projection
+) -> None:
+    options = {"lock_retry": 0.02, "poll_interval": 0.02}
+    async with running(db, store, projection, **options) as first:
+        await wait_until(lambda: _true(first.active))
+        second = ProjectionRunner(db, store, projection, lock_retry=0.02, poll_interval=0.02)
+        second.start()
+        try:
+            await first.wait_for(await take(db, "a"))
+            assert not second.active
+            await first.stop()
+            await wait_until(lambda: _true(second.active))
+            await second.wait_for(await take(db, "b"))
+            assert await applied(db) == ["a", "b"]
+        finally:
+            await second.stop()
+
+
+async def test_another_runner_takes_over_when_the_lock_connection_dies(
+    db: asyncpg.Pool, store: EventStore, projection: Projection
+) -> None:
+    options = {"lock_retry": 0.02, "poll_interval": 0.02}
+    async with (
+        running(db, store, projection, **options) as first,
+        running(db, store, projection, **options) as second,
+    ):
+        await wait_until(lambda: _true(first.active or second.active))
+        holder = await db.fetchval(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
+        assert await db.fetchval("SELECT pg_terminate_backend($1)", holder)
+        head = await take(db, "after the crash")
+
+        async def applied_by_someone() -> bool:
+            return (await checkpoints.read(db, "test_notes")).cursor >= head
+
+        await wait_until(applied_by_someone)
+        assert await applied(db) == ["after the crash"]
+
+
+async def test_event_committed_out_of_position_order_is_applied_in_order(
+    db: asyncpg.Pool, store: EventStore, projection: Projection
+) -> None:
+    """DESIGN.md §3 invariant 4, through the runner: position 1 commits after position 2."""
+    async with running(db, store, projection, poll_interval=0.02) as runner:
+        async with db.acquire() as slow, slow.transaction():
+            await store.append(
+                "slow",
+                [NewEvent(NoteTaken(note="slow"))],
+                expected_version=ExpectedVersion.ANY,
+                connection=slow,
+            )
+            await store.append(
+                "fast", [NewEvent(NoteTaken(note="fast"))], expected_version=ExpectedVersion.ANY
+            )
+            fast = await db.fetchrow("SELECT transaction_id, position FROM events")
+            assert fast is not None
+            # While position 1 is uncommitted the runner must not move past it to position 2.
+            with pytest.raises(TimeoutError):
+                await runner.wait_for(Cursor(fast["transaction_id"], fast["position"]), timeout=0.2)
+            assert await applied(db) == []
+        await runner.wait_for(await last_appended(db))
+        rows = await db.fetch("SELECT position, note FROM test_projected ORDER BY applied")
+        assert [(r["position"], r["note"]) for r in rows] == [(1, "slow"), (2, "fast")]
+
+
+async def test_lag_counts_unapplied_events_and_the_age_of_the_oldest(
+    db: asyncpg.Pool, store: EventStore, projection: Projection
+) -> None:
+    await take(db, "a", "b", "c")
+    head = await take(db, "other", stream="elsewhere")
+    idle = ProjectionRunner(db, store, projection)
+    lag = await idle.lag()
+    assert (lag.events_behind, lag.checkpoint, lag.active) == (4, START, False)
+    assert lag.seconds_behind > 0
+    async with run_projectors(db, store, [projection], poll_interval=0.02) as projectors:
+        await projectors["test_notes"].wait_for(head)
+        [lag] = await projectors.lag()
+        assert (lag.name, lag.events_behind, lag.seconds_behind) == ("test_notes", 0, 0.0)
+    async with db.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_current_xact_id()")  # an id: it holds the horizon
+        assert await oldest_transaction_seconds(db) > 0
+
+
+async def _true(value: bool) -> bool:
+    return value
