@@ -1,0 +1,143 @@
+"""Cal.com's webhook body, and the events each booking trigger becomes.
+
+Every event is built from the body alone (the trigger's `createdAt`, never our clock) and gets an
+id derived from the trigger and the booking uids, so a redelivered webhook is the same event and
+its append a no-op.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any, Final
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+from events.booking import BookingCancelled, BookingRescheduled
+from events.calcom import CalcomBookingCreatedObserved, UnguardedBookingDetected
+from events.models import Event
+
+CREATED: Final = "BOOKING_CREATED"
+CANCELLED: Final = "BOOKING_CANCELLED"
+RESCHEDULED: Final = "BOOKING_RESCHEDULED"
+HANDLED_TRIGGERS: Final = frozenset({CREATED, CANCELLED, RESCHEDULED})
+_EVENT_IDS: Final = uuid.UUID("0f8a1c55-1c0e-5a3f-8d0b-7f3e2b9c4a21")
+
+BookingUid = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
+# Free text from people: cut rather than refused, or a long reason would lose the cancellation.
+Reason = Annotated[str, BeforeValidator(lambda v: v[:500] if isinstance(v, str) else v)]
+
+
+class CalcomWebhook(BaseModel):
+    """The envelope every Cal.com webhook shares."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    triggerEvent: str = Field(max_length=64)
+    createdAt: AwareDatetime
+    payload: dict[str, Any]
+
+
+class CalcomBookingPayload(BaseModel):
+    """The fields of a booking trigger's payload that booking-guard reads."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    uid: BookingUid
+    bookingId: int | None = Field(None, ge=0, lt=2**63)
+    eventTypeId: int | None = Field(None, ge=0, lt=2**63)
+    startTime: AwareDatetime
+    endTime: AwareDatetime | None = None
+    status: Annotated[str, Field(max_length=32)] | None = None
+    metadata: dict[str, Any] | None = None
+    rescheduleUid: BookingUid | None = None
+    cancellationReason: Reason | None = None
+
+    def metadata_text(self, key: str) -> str | None:
+        """A metadata value booking-guard set (`call_id`, `attempt_id`), if it looks like one."""
+        value = (self.metadata or {}).get(key)
+        return value if isinstance(value, str) and 0 < len(value) <= 128 else None
+
+    def attempt_id(self) -> uuid.UUID | None:
+        """The attempt that made this booking, when booking-guard made it."""
+        text = self.metadata_text("attempt_id")
+        try:
+            return uuid.UUID(text) if text else None
+        except ValueError:
+            return None
+
+
+class CalcomBookingWebhook(CalcomWebhook):
+    """A booking trigger: the envelope with its payload read."""
+
+    payload: CalcomBookingPayload  # type: ignore[assignment]
+
+    @model_validator(mode="after")
+    def _reschedule_names_its_origin(self) -> CalcomBookingWebhook:
+        if self.triggerEvent == RESCHEDULED and self.payload.rescheduleUid is None:
+            raise ValueError("a BOOKING_RESCHEDULED payload needs rescheduleUid")
+        return self
+
+
+def event_id(*parts: str) -> uuid.UUID:
+    """The id of the event a webhook becomes: the same webhook, the same id."""
+    return uuid.uuid5(_EVENT_IDS, "\x00".join(parts))
+
+
+def booking_change(webhook: CalcomBookingWebhook) -> tuple[str, uuid.UUID, Event]:
+    """A cancellation or reschedule as (stream's booking uid, event id, event)."""
+    p = webhook.payload
+    call_id = p.metadata_text("call_id")
+    if webhook.triggerEvent == CANCELLED:
+        cancelled = BookingCancelled(
+            booking_uid=p.uid,
+            call_id=call_id,
+            reason=p.cancellationReason,
+            cancelled_at=webhook.createdAt,
+        )
+        return p.uid, event_id(CANCELLED, p.uid), cancelled
+    assert p.rescheduleUid is not None
+    rescheduled = BookingRescheduled(
+        booking_uid=p.rescheduleUid,
+        new_booking_uid=p.uid,
+        call_id=call_id,
+        start=p.startTime,
+        end=p.endTime,
+        rescheduled_at=webhook.createdAt,
+    )
+    return p.rescheduleUid, event_id(RESCHEDULED, p.rescheduleUid, p.uid), rescheduled
+
+
+def created_observed(webhook: CalcomBookingWebhook) -> CalcomBookingCreatedObserved:
+    """BOOKING_CREATED as the ledger keeps it."""
+    p = webhook.payload
+    return CalcomBookingCreatedObserved(
+        booking_uid=p.uid,
+        booking_id=p.bookingId,
+        call_id=p.metadata_text("call_id"),
+        attempt_id=p.attempt_id(),
+        event_type_id=p.eventTypeId,
+        start=p.startTime,
+        end=p.endTime,
+        status=p.status,
+        observed_at=webhook.createdAt,
+    )
+
+
+def unguarded(observed: CalcomBookingCreatedObserved) -> UnguardedBookingDetected:
+    """The alarm for a booking whose call never went through booking-guard."""
+    assert observed.call_id is not None
+    return UnguardedBookingDetected(
+        booking_uid=observed.booking_uid,
+        call_id=observed.call_id,
+        attempt_id=observed.attempt_id,
+        start=observed.start,
+        detected_at=observed.observed_at,
+    )

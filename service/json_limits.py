@@ -1,0 +1,51 @@
+"""Parsing untrusted JSON bodies: valid UTF-8, no NUL characters, and no deeper than any body we
+accept needs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+# The booking body nests three levels and Cal.com's webhook bodies about six; deeper input is
+# an attack on whoever walks it next (validators, the log's jsonb, the audit's readers).
+MAX_JSON_DEPTH = 32
+
+
+class UnsafeJson(ValueError):
+    """JSON that parses but that booking-guard will not take."""
+
+
+def check_json(value: Any, *, max_depth: int = MAX_JSON_DEPTH) -> None:
+    """Raise UnsafeJson when `value` nests deeper than `max_depth` or holds a NUL character."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            # PostgreSQL's jsonb cannot hold \u0000: refuse it here, not as a 500 at append.
+            if "\x00" in item:
+                raise UnsafeJson("strings must not contain NUL (\\u0000) characters")
+            continue
+        if isinstance(item, dict):
+            children: list[Any] = [*item.keys(), *item.values()]
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth + 1 > max_depth:
+            raise UnsafeJson(f"body nests arrays and objects deeper than {max_depth} levels")
+        stack.extend((child, depth + 1) for child in children)
+
+
+def parse_json(raw: bytes) -> Any:
+    """The body as JSON, or a 400 naming what is wrong with it."""
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise web.HTTPBadRequest(reason=f"body is not valid UTF-8 JSON: {e}") from e
+    try:
+        check_json(value)
+    except UnsafeJson as e:
+        raise web.HTTPBadRequest(reason=str(e)) from e
+    return value

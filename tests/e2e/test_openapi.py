@@ -1,0 +1,60 @@
+"""`GET /openapi.json`: a valid OpenAPI 3.1 document that describes every route the app serves."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aiohttp import hdrs
+from openapi_spec_validator import validate
+
+from tests.e2e.conftest import Harness
+
+_PARAM = re.compile(r"\{[^}]+\}")
+
+
+async def document(harness: Harness) -> dict[str, Any]:
+    response = await harness.client.get("/openapi.json")
+    assert response.status == 200
+    assert response.content_type == "application/json"
+    body: dict[str, Any] = await response.json()
+    return body
+
+
+async def test_the_document_is_valid_openapi_3_1(harness: Harness) -> None:
+    spec = await document(harness)
+    assert spec["openapi"].startswith("3.1")
+    validate(spec)
+
+
+async def test_every_route_of_the_app_is_documented(harness: Harness) -> None:
+    spec = await document(harness)
+    documented = {
+        (method.upper(), _PARAM.sub("{}", path))
+        for path, operations in spec["paths"].items()
+        for method in operations
+    }
+    served = {
+        (route.method, _PARAM.sub("{}", route.resource.canonical))
+        for route in harness.client.app.router.routes()
+        if route.resource is not None and route.method not in (hdrs.METH_HEAD, hdrs.METH_ANY)
+    }
+    assert served <= documented, served - documented
+
+
+async def test_request_bodies_come_from_the_models(harness: Harness) -> None:
+    schemas = (await document(harness))["components"]["schemas"]
+    booking = schemas["BookingRequest"]
+    assert booking["additionalProperties"] is False
+    assert set(booking["required"]) == {"call_id", "event_type_id", "start", "attendee"}
+    assert schemas["AttendeeIn"]["properties"]["name"]["maxLength"] == 200
+    assert "Europe/Berlin" in schemas["AttendeeIn"]["properties"]["time_zone"]["enum"]
+    assert schemas["Error"]["required"] == ["error"]
+
+
+async def test_protected_operations_declare_bearer_and_webhooks_do_not(harness: Harness) -> None:
+    paths = (await document(harness))["paths"]
+    assert paths["/v1/booking-attempts"]["post"]["security"] == [{"bearerAuth": []}]
+    assert "401" in paths["/v1/booking-attempts"]["post"]["responses"]
+    assert paths["/v1/webhooks/retell"]["post"]["security"] == []
+    assert paths["/health"]["get"]["security"] == []
