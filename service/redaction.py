@@ -1,0 +1,98 @@
+"""What a log line may not carry: e-mail addresses and phone numbers are masked, secrets removed.
+
+Applied by the log formatters to every message, exception text and extra field, so a careless
+`log.info("body %s", body)` anywhere still writes `h***@example.com`, `+49*******56` and
+`Bearer [redacted]`. The patterns are deliberately narrow where a wide one would mangle the ids
+and times that make a log useful: a phone number needs a leading `+` or `00`, or a key that says
+it is one (`phone_number=030 1234567`); dates, uuids and positions are left alone.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+REDACTED = "[redacted]"
+
+_EMAIL = re.compile(r"(?<![\w.%+-])(\w)[\w.%+-]*@((?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,})")
+_PHONE = re.compile(r"(?<![\w+-])(?:\+\d(?:[\s().\-/]?\d){6,14}|00\d{8,13})(?![\w-])")
+_PHONE_FIELD = re.compile(
+    r"""(?i)((?:attendee_?)?phone(?:_?number)?["']?\s*[:=]\s*["']?)([^"',}\]\s&][^"',}\]&]*\d)"""
+)
+_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
+_SECRET_FIELD = re.compile(
+    r"""(?i)(?<![a-z0-9])((?:authorization|x-cal-signature-256|x-retell-signature|api[_-]?key|apikey|"""
+    r"""access[_-]?token|token|tokens|secret|password|passwd|webhook[_-]?secret)"""
+    r"""["']?\s*[:=]\s*["']?)(?!\[redacted\]|(?:bearer|basic)\s)([^"',}\]\s&]+)"""
+)
+_API_KEY = re.compile(r"\b(?:cal_(?:live_|test_)?[A-Za-z0-9]{8,}|key_[A-Za-z0-9]{16,})\b")
+_DSN_PASSWORD = re.compile(r"(postgres(?:ql)?://[^:/@\s]+:)[^@\s]+@")
+
+SECRET_KEYS = frozenset(
+    {
+        "authorization",
+        "api_key",
+        "apikey",
+        "calcom_api_key",
+        "retell_api_key",
+        "calcom_webhook_secret",
+        "api_tokens",
+        "token",
+        "tokens",
+        "secret",
+        "password",
+        "x-cal-signature-256",
+        "x-retell-signature",
+    }
+)
+
+
+def mask_email(match: re.Match[str]) -> str:
+    return f"{match.group(1)}***@{match.group(2)}"
+
+
+def mask_phone(text: str) -> str:
+    """Keep a leading `+` and the last two digits: `+4930123456` -> `+4********56`."""
+    digits = [c for c in text if c.isdigit()]
+    if len(digits) <= 4:
+        return "*" * len(digits)
+    prefix = "+" if text.startswith("+") else ""
+    return f"{prefix}{digits[0]}{'*' * (len(digits) - 3)}{''.join(digits[-2:])}"
+
+
+class Redactor:
+    """Masks personal data and removes secrets from text; knows the configured secret values."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        # Longest first, so a secret containing another is removed whole.
+        self._secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+
+    def text(self, text: str) -> str:
+        """`text` with secrets removed and e-mail addresses and phone numbers masked."""
+        for secret in self._secrets:
+            text = text.replace(secret, REDACTED)
+        text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+        text = _SECRET_FIELD.sub(lambda m: f"{m.group(1)}{REDACTED}", text)
+        text = _API_KEY.sub(REDACTED, text)
+        text = _DSN_PASSWORD.sub(r"\1***@", text)
+        text = _PHONE_FIELD.sub(lambda m: f"{m.group(1)}{mask_phone(m.group(2))}", text)
+        text = _PHONE.sub(lambda m: mask_phone(m.group(0)), text)
+        return _EMAIL.sub(mask_email, text)
+
+    def value(self, key: str, value: Any) -> Any:
+        """A structured field's value, redacted by its key and its content."""
+        lowered = key.lower()
+        if lowered in SECRET_KEYS or "secret" in lowered or "password" in lowered:
+            return REDACTED
+        if "phone" in lowered and isinstance(value, str):
+            return mask_phone(value)
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, Mapping):
+            return {str(k): self.value(str(k), v) for k, v in value.items()}
+        if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
+            return [self.value(key, v) for v in value]
+        if isinstance(value, bool | int | float) or value is None:
+            return value
+        return self.text(str(value))
