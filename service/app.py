@@ -11,14 +11,25 @@ from aiohttp import web
 
 from events.database import apply_schema, create_pool, start_embedded
 from events.store import EventStore
-from projections import appointments
+from projections import appointments, catalog
+from projections.projectors import run_projectors
+from service.async_attempts import background_attempts
+from service.audit_routes import add_audit_routes
+from service.auth import auth_middlewares
 from service.booking_routes import add_booking_routes
 from service.calcom.port import CalcomClient
 from service.clock import Clock, SystemClock
 from service.guards import ExistingAppointment, default_guards
+from service.health import add_operations_routes
 from service.http_errors import json_errors
-from service.keys import POOL, SETTINGS, STORE, WORKFLOW
+from service.http_telemetry import telemetry
+from service.keys import CLOCK, POOL, PROJECTORS, SETTINGS, STORE, WORKFLOW
+from service.metrics import METRICS, Metrics
+from service.openapi import add_openapi_route
+from service.recovery import recovery_loop
 from service.settings import Settings
+from service.webhooks_calcom import add_calcom_routes
+from service.webhooks_retell import add_retell_routes
 from service.workflow import BookingWorkflow
 
 log = logging.getLogger(__name__)
@@ -59,9 +70,15 @@ def create_app(
     guards_enabled: bool = True,
 ) -> web.Application:
     """Build the service. Tests pass their own Cal.com (the simulator) and clock."""
-    app = web.Application(middlewares=[json_errors], client_max_size=MAX_BODY_BYTES)
+    app = web.Application(
+        # telemetry outermost: it counts and logs the status the client finally gets.
+        middlewares=[telemetry, json_errors, *auth_middlewares(settings.api_tokens)],
+        client_max_size=MAX_BODY_BYTES,
+    )
     app[SETTINGS] = settings
     clock = clock or SystemClock()
+    app[CLOCK] = clock
+    metrics = app[METRICS] = Metrics()
 
     async def database(app: web.Application) -> AsyncIterator[None]:
         dsn = await resolve_dsn(settings)
@@ -69,15 +86,16 @@ def create_app(
         try:
             await apply_schema(pool)
             app[POOL] = pool
-            app[STORE] = EventStore(pool)
+            store = app[STORE] = EventStore(pool)
             yield
+            await store.close()
         finally:
             await pool.close()
 
     async def calcom_client(app: web.Application) -> AsyncIterator[None]:
         from service.calcom.wiring import open_calcom
 
-        async with open_calcom(settings, given=calcom) as client:
+        async with open_calcom(settings, given=calcom, on_request=metrics.observe_calcom) as client:
             lookup = PoolAppointmentLookup(app)
             guards = (
                 default_guards(
@@ -94,16 +112,26 @@ def create_app(
                 guards=guards,
                 fallback_email=settings.fallback_email,
                 in_flight_grace=timedelta(seconds=settings.recovery_grace_seconds),
+                observer=metrics.observe_outcome,
             )
             yield
 
+    async def projectors(app: web.Application) -> AsyncIterator[None]:
+        # Asynchronous read models only; appointments is written inline by the workflow.
+        async with run_projectors(app[POOL], app[STORE], catalog.asynchronous()) as running:
+            app[PROJECTORS] = running
+            yield
+
     app.cleanup_ctx.append(database)
+    app.cleanup_ctx.append(projectors)
     app.cleanup_ctx.append(calcom_client)
-    app.router.add_get("/health", health)
+    # After the pool and Cal.com client, so its tasks end before either closes.
+    app.cleanup_ctx.append(background_attempts)
+    app.cleanup_ctx.append(recovery_loop)
+    add_operations_routes(app)
     add_booking_routes(app)
+    add_audit_routes(app)
+    add_retell_routes(app)
+    add_calcom_routes(app)
+    add_openapi_route(app)
     return app
-
-
-async def health(request: web.Request) -> web.Response:
-    """The process is alive and serving HTTP."""
-    return web.json_response({"status": "ok"})

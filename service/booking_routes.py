@@ -11,8 +11,11 @@ from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from projections import appointments
+from service.async_attempts import prefers_async
+from service.async_attempts import submit as submit_async
 from service.booking_models import Appointment, BookingRequest
 from service.http_errors import error_response, validation_detail
+from service.json_limits import parse_json
 from service.keys import POOL, WORKFLOW
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
@@ -22,11 +25,7 @@ async def read_json(request: web.Request) -> Any:
     """The request body as JSON, or a 4xx naming what is wrong with it."""
     if request.content_type != "application/json":
         raise web.HTTPUnsupportedMediaType(reason="send the body as application/json")
-    raw = await request.read()
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as e:
-        raise web.HTTPBadRequest(reason=f"body is not valid UTF-8 JSON: {e}") from e
+    return parse_json(await request.read())
 
 
 def json_response(
@@ -47,9 +46,15 @@ async def create_attempt(request: web.Request) -> web.Response:
             f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} printable characters",
         )
     body = BookingRequest.model_validate(await read_json(request))
-    result = await request.app[WORKFLOW].book(
-        body, idempotency_key=key, correlation_id=request.headers.get("X-Correlation-Id")
-    )
+    if prefers_async(request):
+        accepted = await submit_async(request, request.app[WORKFLOW], body, idempotency_key=key)
+        if isinstance(accepted, web.Response):
+            return accepted
+        result = accepted
+    else:
+        result = await request.app[WORKFLOW].book(
+            body, idempotency_key=key, correlation_id=request.headers.get("X-Correlation-Id")
+        )
     outcome = result.outcome
     headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
     status = outcome.status_code or 200

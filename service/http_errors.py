@@ -70,7 +70,19 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
             {"attempt_id": str(e.attempt_id), "message": str(e)},
             headers={"Retry-After": str(e.retry_after)},
         )
-    except (DatabaseUnavailable, OSError, asyncpg.PostgresConnectionError) as e:
+    except (
+        DatabaseUnavailable,
+        OSError,
+        asyncpg.PostgresConnectionError,
+        # 57P01-57P03: the server is shutting down or starting up (a restart, a failover).
+        asyncpg.OperatorInterventionError,
+        # "connection is closed": the server ended the session under us.
+        asyncpg.InterfaceError,
+        # What asyncpg sometimes raises instead on a session the server terminated ("cannot
+        # switch to state 15; another operation is in progress", MagicStack/asyncpg#1069); the
+        # pool terminates that connection on release, so the producer's retry gets a fresh one.
+        asyncpg.InternalClientError,
+    ) as e:
         log.warning("database unavailable: %s", e)
         return error_response(
             503,

@@ -6,6 +6,8 @@ import asyncpg
 from aiohttp import web
 
 from events.store import EventStore
+from projections.projectors import Projectors
+from service.clock import Clock
 from service.settings import Settings
 from service.workflow import BookingWorkflow
 
@@ -13,3 +15,5 @@ SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
 STORE = web.AppKey("store", EventStore)
 WORKFLOW = web.AppKey("workflow", BookingWorkflow)
+CLOCK: web.AppKey[Clock] = web.AppKey("clock")
+PROJECTORS = web.AppKey("projectors", Projectors)

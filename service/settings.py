@@ -43,6 +43,18 @@ class Settings(BaseSettings):
     recovery_grace_seconds: float = Field(
         150.0, gt=0, validation_alias=_env("BOOKING_GUARD_RECOVERY_GRACE_SECONDS")
     )
+    recovery_interval_seconds: float = Field(
+        10.0, ge=0, validation_alias=_env("BOOKING_GUARD_RECOVERY_INTERVAL_SECONDS")
+    )
+    shutdown_timeout_seconds: float = Field(
+        25.0, ge=0, validation_alias=_env("BOOKING_GUARD_SHUTDOWN_TIMEOUT_SECONDS")
+    )
+    ready_max_projection_lag_seconds: float = Field(
+        30.0, gt=0, validation_alias=_env("BOOKING_GUARD_READY_MAX_PROJECTION_LAG_SECONDS")
+    )
+    ready_max_transaction_seconds: float = Field(
+        30.0, gt=0, validation_alias=_env("BOOKING_GUARD_READY_MAX_TRANSACTION_SECONDS")
+    )
     host: str = Field("127.0.0.1", validation_alias=_env("BOOKING_GUARD_HOST"))
     port: int = Field(8080, ge=0, le=65535, validation_alias=_env("BOOKING_GUARD_PORT"))
     pool_max_size: int = Field(10, ge=1, validation_alias=_env("BOOKING_GUARD_POOL_MAX_SIZE"))

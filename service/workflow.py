@@ -11,7 +11,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -43,6 +43,7 @@ from service.calcom.port import (
 )
 from service.clock import Clock
 from service.guards import AttemptFacts, ChainResult, Guard, run_guards
+from service.logs import bind
 from service.outcomes import (
     appointment_from,
     appointment_from_row,
@@ -120,6 +121,18 @@ class Attempt:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class ClaimedAttempt:
+    """An attempt whose intent is recorded and whose key this process holds."""
+
+    attempt: Attempt
+    reconcile: bool
+
+    @property
+    def attempt_id(self) -> uuid.UUID:
+        return self.attempt.attempt_id
+
+
 def plus_address(mailbox: str, call_id: str) -> str:
     """`termin@example.com` -> `termin+<call_id>@example.com`: one attendee address per call."""
     local, _, domain = mailbox.partition("@")
@@ -145,8 +158,11 @@ class BookingWorkflow:
         fallback_email: str | None = None,
         in_flight_grace: timedelta = timedelta(seconds=150),
         holder: str | None = None,
+        observer: Callable[[AttemptOutcome], None] | None = None,
     ) -> None:
         self._pool = pool
+        # Told of each outcome this process records (metrics); never of replays.
+        self._observer = observer
         self._store = store
         self._calcom = calcom
         self._clock = clock
@@ -163,6 +179,25 @@ class BookingWorkflow:
         correlation_id: str | None = None,
     ) -> BookingResult:
         """Book one slot for one call; a repeated key answers as before."""
+        claimed = await self.claim(
+            request, idempotency_key=idempotency_key, correlation_id=correlation_id
+        )
+        if isinstance(claimed, BookingResult):
+            return claimed
+        return BookingResult(await self.drive(claimed), replayed=False)
+
+    async def claim(
+        self,
+        request: BookingRequest,
+        *,
+        idempotency_key: str | None = None,
+        correlation_id: str | None = None,
+    ) -> BookingResult | ClaimedAttempt:
+        """Phase 1 alone: the stored answer of a repeated key, or an attempt to `drive`.
+
+        Split from `book` so that an asynchronous submission can name its attempt (and let the
+        producer poll it) before Cal.com is called.
+        """
         now = self._clock.now()
         self._check_start(request, now)
         requested = BookingRequested(
@@ -180,7 +215,11 @@ class BookingWorkflow:
         if isinstance(claimed, BookingResult):
             return claimed
         attempt, reconcile = claimed
-        return BookingResult(await self._drive(attempt, reconcile=reconcile), replayed=False)
+        return ClaimedAttempt(attempt, reconcile)
+
+    async def drive(self, claimed: ClaimedAttempt) -> AttemptOutcome:
+        """Phases 2 and 3 of a claimed attempt: call Cal.com, judge, record the outcome."""
+        return await self._drive(claimed.attempt, reconcile=claimed.reconcile)
 
     def _check_start(self, request: BookingRequest, now: datetime) -> None:
         if request.start <= now:
@@ -257,6 +296,12 @@ class BookingWorkflow:
         attempt_ids: Sequence[uuid.UUID],
         correlation_id: str | None,
     ) -> Attempt:
+        # Every later log line of this request or recovery names the call and the attempt.
+        bind(
+            call_id=requested.call_id,
+            attempt_id=requested.attempt_id,
+            correlation_id=correlation_id,
+        )
         return Attempt(
             attempt_id=requested.attempt_id,
             key=requested.idempotency_key,
@@ -546,6 +591,9 @@ class BookingWorkflow:
             if recorded is None:
                 raise
             return recorded
+        self._store.wake_subscribers()
+        if self._observer is not None:
+            self._observer(outcome)
         return outcome
 
     async def outcome_of(self, attempt_id: uuid.UUID) -> AttemptOutcome | None:

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from aiohttp import web
 
-from service.calcom.client import HttpCalcomClient
+from service.calcom.client import HttpCalcomClient, RequestObserver
 from service.calcom.port import CalcomClient
 from service.calcom.simulator import CalcomSimulator
 from service.settings import Settings
@@ -18,15 +18,23 @@ log = logging.getLogger(__name__)
 
 @asynccontextmanager
 async def open_calcom(
-    settings: Settings, *, given: CalcomClient | None = None
+    settings: Settings,
+    *,
+    given: CalcomClient | None = None,
+    on_request: RequestObserver | None = None,
 ) -> AsyncIterator[CalcomClient]:
-    """Yield the Cal.com client for these settings, closing what was opened here."""
+    """Yield the Cal.com client for these settings, closing what was opened here.
+
+    `on_request` (metrics) observes each HTTP request of a client built here, not of `given`.
+    """
     if given is not None:
         yield given
         return
     if settings.calcom_api_key is not None:
         async with HttpCalcomClient(
-            api_key=settings.calcom_api_key.get_secret_value(), base_url=settings.calcom_base_url
+            api_key=settings.calcom_api_key.get_secret_value(),
+            base_url=settings.calcom_base_url,
+            on_request=on_request,
         ) as client:
             yield client
         return
@@ -35,7 +43,9 @@ async def open_calcom(
             "CALCOM_API_KEY is not set: booking against the built-in Cal.com simulator at %s",
             base_url,
         )
-        async with HttpCalcomClient(api_key="cal_simulator", base_url=base_url) as client:
+        async with HttpCalcomClient(
+            api_key="cal_simulator", base_url=base_url, on_request=on_request
+        ) as client:
             yield client
 
 

@@ -86,6 +86,9 @@ async def make_harness(db: asyncpg.Pool, database_url: str) -> AsyncIterator[Mak
             fallback_email: str | None = None,
             total_timeout: float = 0.5,
             max_attempts: int = 3,
+            api_tokens: list[str] | None = None,
+            retell_api_key: str | None = None,
+            calcom_webhook_secret: str | None = None,
         ) -> Harness:
             clock = FakeClock(INCIDENT_MORNING)
             simulator = CalcomSimulator(now=clock.now)
@@ -100,7 +103,13 @@ async def make_harness(db: asyncpg.Pool, database_url: str) -> AsyncIterator[Mak
                     backoff_max=0.05,
                 )
             )
-            settings = Settings(database_url=database_url, fallback_email=fallback_email)
+            settings = Settings(
+                database_url=database_url,
+                fallback_email=fallback_email,
+                api_tokens=api_tokens or [],
+                retell_api_key=retell_api_key,
+                calcom_webhook_secret=calcom_webhook_secret,
+            )
             app = create_app(settings, calcom=calcom, clock=clock, guards_enabled=guards_enabled)
             client: TestClient[Any, Any] = TestClient(TestServer(app))
             await stack.enter_async_context(client)

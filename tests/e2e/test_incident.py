@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from tests.conftest import wait_until
 from tests.e2e.conftest import CALL_687, CALL_688, Harness, MakeHarness, attempt_body
 
 
@@ -64,3 +65,32 @@ async def test_fallback_email_is_plus_addressed_per_call_so_calcom_never_dedups(
     assert sent == [f"termin+{CALL_687}@example.com", f"termin+{CALL_688}@example.com"]
     assert second["reason"] == "slot_unavailable"
     assert second["guard"] == "calcom"
+
+
+async def test_the_audit_shows_both_calls_on_the_booking(harness: Harness) -> None:
+    _, first = await harness.book(attempt_body(CALL_687))
+    harness.clock.advance(timedelta(minutes=35))
+    await harness.book(attempt_body(CALL_688, name="Hans Schuster"))
+    uid = first["appointment"]["booking_uid"]
+
+    history = await (await harness.client.get(f"/v1/calcom-bookings/{uid}/events")).json()
+    by_call = [(e["data"]["call_id"], e["type"]) for e in history["events"]]
+    assert (CALL_687, "BookingConfirmed") in by_call
+    assert (CALL_688, "BookingRejected") in by_call
+
+    timeline = await (await harness.client.get(f"/v1/calls/{CALL_688}/events")).json()
+    assert [e["type"] for e in timeline["events"]] == [
+        "BookingRequested",
+        "CalcomBookingReceived",
+        "BookingRejected",
+    ]
+
+    async def rejection_projected() -> list[dict[str, object]]:
+        response = await harness.client.get(
+            "/v1/rejections", params={"from": "2025-10-01T00:00:00Z", "to": "2025-10-31T00:00:00Z"}
+        )
+        body: dict[str, list[dict[str, object]]] = await response.json()
+        return body["counts"]
+
+    counts = await wait_until(rejection_projected)
+    assert counts == [{"guard": "freshness", "reason": "stale_booking", "count": 1}]
