@@ -16,8 +16,9 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from service.attempts import BookingResult, ClaimedAttempt
 from service.booking_models import BookingRequest
-from service.workflow import BookingResult, BookingWorkflow, ClaimedAttempt
+from service.workflow import BookingWorkflow
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from aiohttp.typedefs import Handler
 from pydantic import ValidationError
 
 from events.errors import DatabaseUnavailable
-from service.workflow import AttemptInFlight, BookingInputError, IdempotencyKeyReused
+from service.attempts import AttemptInFlight, BookingInputError, IdempotencyKeyReused
 
 log = logging.getLogger(__name__)
 

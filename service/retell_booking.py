@@ -10,13 +10,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from service.attempts import AttemptInFlight, BookingInputError, IdempotencyKeyReused
 from service.booking_models import PHONE_PATTERN, AttemptOutcome, BookingRequest, CallId
-from service.workflow import (
-    AttemptInFlight,
-    BookingInputError,
-    BookingWorkflow,
-    IdempotencyKeyReused,
-)
+from service.workflow import BookingWorkflow
 
 BOOKING_FUNCTIONS = frozenset({"book_appointment"})
 # The request's field names as the agent's function arguments spell them.

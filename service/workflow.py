@@ -8,140 +8,43 @@ transaction horizon every projector reads behind.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import asyncpg
 
-from events.booking import (
-    Attendee,
-    BookingConfirmed,
-    BookingFailed,
-    BookingRejected,
-    BookingRequested,
-    CalcomBookingReceived,
-    attempt_stream,
-)
-from events.errors import WrongExpectedVersion
-from events.models import Event, EventMetadata, NewEvent
+from events.booking import Attendee, BookingRequested, attempt_stream
+from events.models import NewEvent
 from events.store import Connection, EventStore, ExpectedVersion
-from projections import appointments
 from service import idempotency
+from service.attempts import (
+    Attempt,
+    AttemptInFlight,
+    BookingInputError,
+    BookingResult,
+    ClaimedAttempt,
+    IdempotencyKeyReused,
+    default_holder,
+    event_metadata,
+    plus_address,
+)
 from service.booking_models import AttemptOutcome, BookingRequest
 from service.calcom.port import (
     CalcomBooking,
     CalcomClient,
-    CalcomError,
     CalcomRejected,
     CalcomSlotUnavailable,
     CalcomUnavailable,
-    CreateBooking,
 )
 from service.clock import Clock
-from service.guards import AttemptFacts, ChainResult, Guard, run_guards
+from service.guards import Guard, run_guards
 from service.logs import bind
-from service.outcomes import (
-    appointment_from,
-    appointment_from_row,
-    failure_reason,
-    failure_status,
-    outcome_from_events,
-    rejected_outcome,
-)
+from service.outcome_recorder import Observer, OutcomeRecorder
 
 log = logging.getLogger(__name__)
 
 MAX_BOOKING_HORIZON = timedelta(days=2 * 366)
-
-
-class BookingInputError(ValueError):
-    """The request is well-formed JSON but cannot be booked as it stands (HTTP 422)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-
-
-class IdempotencyKeyReused(Exception):
-    """The key was used before for a different request body (HTTP 422)."""
-
-
-class AttemptInFlight(Exception):
-    """An attempt with this key is still running (HTTP 409 with Retry-After)."""
-
-    def __init__(self, attempt_id: uuid.UUID, retry_after: int) -> None:
-        super().__init__(f"attempt {attempt_id} with this idempotency key is still in flight")
-        self.attempt_id = attempt_id
-        self.retry_after = retry_after
-
-
-@dataclass(frozen=True, slots=True)
-class BookingResult:
-    outcome: AttemptOutcome
-    replayed: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    """One attempt as the workflow drives it."""
-
-    attempt_id: uuid.UUID
-    key: str
-    requested: BookingRequested
-    first_called_at: datetime
-    # Every attempt under this key: a booking carrying any of these ids is ours.
-    own_attempt_ids: frozenset[uuid.UUID]
-    correlation_id: str | None
-
-    @property
-    def facts(self) -> AttemptFacts:
-        return AttemptFacts(
-            attempt_id=self.attempt_id,
-            call_id=self.requested.call_id,
-            start=self.requested.start,
-            attendee_email=self.requested.attendee.email,
-            first_called_at=self.first_called_at,
-        )
-
-    def create_request(self) -> CreateBooking:
-        r = self.requested
-        return CreateBooking(
-            event_type_id=r.event_type_id,
-            start=r.start,
-            attendee_name=r.attendee.name,
-            attendee_time_zone=r.attendee.time_zone,
-            attendee_email=r.attendee.email,
-            attendee_phone_number=r.attendee.phone_number,
-            metadata={**r.metadata, "call_id": r.call_id, "attempt_id": str(self.attempt_id)},
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimedAttempt:
-    """An attempt whose intent is recorded and whose key this process holds."""
-
-    attempt: Attempt
-    reconcile: bool
-
-    @property
-    def attempt_id(self) -> uuid.UUID:
-        return self.attempt.attempt_id
-
-
-def plus_address(mailbox: str, call_id: str) -> str:
-    """`termin@example.com` -> `termin+<call_id>@example.com`: one attendee address per call."""
-    local, _, domain = mailbox.partition("@")
-    tag = "".join(c for c in call_id if c.isalnum() or c in "-_.")[:64]
-    return f"{local}+{tag}@{domain}"
-
-
-def default_holder() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class BookingWorkflow:
@@ -158,11 +61,9 @@ class BookingWorkflow:
         fallback_email: str | None = None,
         in_flight_grace: timedelta = timedelta(seconds=150),
         holder: str | None = None,
-        observer: Callable[[AttemptOutcome], None] | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self._pool = pool
-        # Told of each outcome this process records (metrics); never of replays.
-        self._observer = observer
         self._store = store
         self._calcom = calcom
         self._clock = clock
@@ -170,6 +71,9 @@ class BookingWorkflow:
         self._fallback_email = fallback_email
         self._grace = in_flight_grace
         self._holder = holder or default_holder()
+        self._outcomes = OutcomeRecorder(
+            pool=pool, store=store, clock=clock, holder=self._holder, observer=observer
+        )
 
     async def book(
         self,
@@ -211,11 +115,7 @@ class BookingWorkflow:
             fingerprint=request.fingerprint(),
             requested_at=now,
         )
-        claimed = await self._claim(requested, correlation_id)
-        if isinstance(claimed, BookingResult):
-            return claimed
-        attempt, reconcile = claimed
-        return ClaimedAttempt(attempt, reconcile)
+        return await self._claim(requested, correlation_id)
 
     async def drive(self, claimed: ClaimedAttempt) -> AttemptOutcome:
         """Phases 2 and 3 of a claimed attempt: call Cal.com, judge, record the outcome."""
@@ -245,7 +145,7 @@ class BookingWorkflow:
 
     async def _claim(
         self, requested: BookingRequested, correlation_id: str | None
-    ) -> BookingResult | tuple[Attempt, bool]:
+    ) -> BookingResult | ClaimedAttempt:
         """Phase 1: claim the key and append the intent, in one transaction."""
         key = requested.idempotency_key
         now = requested.requested_at
@@ -259,7 +159,8 @@ class BookingWorkflow:
                 now=now,
             ):
                 await self._append_intent(conn, requested, correlation_id)
-                return self._attempt(requested, now, [requested.attempt_id], correlation_id), False
+                attempt = self._attempt(requested, now, [requested.attempt_id], correlation_id)
+                return ClaimedAttempt(attempt, reconcile=False)
 
             row = await idempotency.lock(conn, key)
             if row.fingerprint != requested.fingerprint:
@@ -279,7 +180,7 @@ class BookingWorkflow:
                 attempt = self._attempt(
                     original, row.first_called_at, row.attempt_ids, correlation_id
                 )
-                return attempt, True
+                return ClaimedAttempt(attempt, reconcile=True)
             # A retryable failure: a new attempt that looks for the earlier one's booking first.
             retry = requested.model_copy(update={"retry_of": row.attempt_id})
             await idempotency.open_retry(
@@ -287,7 +188,8 @@ class BookingWorkflow:
             )
             await self._append_intent(conn, retry, correlation_id)
             ids = [*row.attempt_ids, retry.attempt_id]
-            return self._attempt(retry, row.first_called_at, ids, correlation_id), True
+            attempt = self._attempt(retry, row.first_called_at, ids, correlation_id)
+            return ClaimedAttempt(attempt, reconcile=True)
 
     def _attempt(
         self,
@@ -316,7 +218,7 @@ class BookingWorkflow:
     ) -> None:
         await self._store.append(
             attempt_stream(requested.attempt_id),
-            [NewEvent(requested, metadata=self._metadata(correlation_id))],
+            [NewEvent(requested, metadata=event_metadata(self._holder, correlation_id))],
             expected_version=ExpectedVersion.NO_STREAM,
             connection=conn,
         )
@@ -364,19 +266,19 @@ class BookingWorkflow:
                         raise
                     booking = own
         except CalcomSlotUnavailable as e:
-            return await self._reject_by_calcom(attempt, e)
+            return await self._outcomes.reject_by_calcom(attempt, e)
         except CalcomRejected as e:
-            return await self._fail(attempt, e, retryable=False)
+            return await self._outcomes.fail(attempt, e, retryable=False)
         except CalcomUnavailable as e:
-            return await self._fail(attempt, e, retryable=True)
+            return await self._outcomes.fail(attempt, e, retryable=True)
 
-        received = self._received(attempt, booking, reconciled=reconcile)
+        received = self._outcomes.received(attempt, booking, reconciled=reconcile)
         chain = await run_guards(self._guards, attempt.facts, booking)
         if chain.rejection is not None:
-            return await self._reject(attempt, received, chain)
+            return await self._outcomes.reject(attempt, received, chain)
         if chain.existing is not None:
-            return await self._already_confirmed(attempt, received, chain)
-        return await self._confirm(attempt, received, booking, chain)
+            return await self._outcomes.already_confirmed(attempt, received, chain)
+        return await self._outcomes.confirm(attempt, received, booking, chain)
 
     async def _find_own(self, attempt: Attempt) -> CalcomBooking | None:
         email = attempt.requested.attendee.email
@@ -393,218 +295,9 @@ class BookingWorkflow:
                 return booking
         return None
 
-    def _received(
-        self, attempt: Attempt, booking: CalcomBooking, *, reconciled: bool
-    ) -> CalcomBookingReceived:
-        return CalcomBookingReceived(
-            attempt_id=attempt.attempt_id,
-            call_id=attempt.requested.call_id,
-            booking_uid=booking.uid,
-            booking_id=booking.id,
-            status=booking.status,
-            start=booking.start,
-            end=booking.end,
-            created_at=booking.created_at,
-            booking_metadata=booking.metadata,
-            attendees=[a.model_dump(exclude_none=True) for a in booking.attendees],
-            first_called_at=attempt.first_called_at,
-            received_at=self._clock.now(),
-            reconciled=reconciled,
-        )
-
-    async def _confirm(
-        self,
-        attempt: Attempt,
-        received: CalcomBookingReceived,
-        booking: CalcomBooking,
-        chain: ChainResult,
-    ) -> AttemptOutcome:
-        r = attempt.requested
-        confirmed = BookingConfirmed(
-            attempt_id=attempt.attempt_id,
-            appointment_id=attempt.attempt_id,
-            call_id=r.call_id,
-            booking_uid=booking.uid,
-            booking_id=booking.id,
-            event_type_id=r.event_type_id,
-            start=booking.start or r.start,
-            end=booking.end,
-            attendee_name=r.attendee.name,
-            attendee_email=r.attendee.email,
-            confirmed_at=self._clock.now(),
-        )
-        outcome = AttemptOutcome(
-            attempt_id=attempt.attempt_id,
-            status="confirmed",
-            appointment=appointment_from(confirmed),
-            detail={"notes": chain.notes} if chain.notes else None,
-            status_code=201,
-        )
-        try:
-            return await self._record(attempt, [received, confirmed], outcome, apply=confirmed)
-        except appointments.AppointmentExists:
-            # Layer 4: a race none of the other layers could see. The confirmation rolled back
-            # with the refused insert; the attempt is rejected instead.
-            rejected = self._rejected_event(
-                attempt,
-                guard="database_constraint",
-                layer=4,
-                reason="duplicate_booking",
-                detail={"booking_uid": booking.uid, "constraint": appointments.UNIQUE_INDEX},
-                booking_uid=booking.uid,
-            )
-            return await self._record(
-                attempt, [received, rejected], rejected_outcome(attempt.attempt_id, rejected)
-            )
-
-    async def _already_confirmed(
-        self, attempt: Attempt, received: CalcomBookingReceived, chain: ChainResult
-    ) -> AttemptOutcome:
-        existing = chain.existing
-        assert existing is not None
-        rejected = self._rejected_event(
-            attempt,
-            guard="existing_appointment",
-            layer=3,
-            reason="already_confirmed_for_call",
-            detail={"appointment_id": str(existing.appointment_id)},
-            booking_uid=existing.booking_uid,
-        )
-        row = await appointments.get(self._pool, existing.appointment_id)
-        outcome = AttemptOutcome(
-            attempt_id=attempt.attempt_id,
-            status="confirmed",
-            appointment=appointment_from_row(row) if row else None,
-            detail={"existing_attempt_id": str(existing.attempt_id)},
-            status_code=200,
-        )
-        return await self._record(attempt, [received, rejected], outcome)
-
-    async def _reject(
-        self, attempt: Attempt, received: CalcomBookingReceived, chain: ChainResult
-    ) -> AttemptOutcome:
-        first = chain.rejection
-        assert first is not None
-        rejected = self._rejected_event(
-            attempt,
-            guard=first.guard,
-            layer=first.layer,
-            reason=first.reason or "rejected",
-            detail={**first.detail, "failures": chain.failures(), "notes": chain.notes},
-            booking_uid=received.booking_uid,
-        )
-        return await self._record(
-            attempt, [received, rejected], rejected_outcome(attempt.attempt_id, rejected)
-        )
-
-    async def _reject_by_calcom(
-        self, attempt: Attempt, error: CalcomSlotUnavailable
-    ) -> AttemptOutcome:
-        rejected = self._rejected_event(
-            attempt,
-            guard="calcom",
-            layer=None,
-            reason="slot_unavailable",
-            detail={"calcom_status": error.status, "calcom_message": error.message},
-        )
-        return await self._record(
-            attempt, [rejected], rejected_outcome(attempt.attempt_id, rejected)
-        )
-
-    async def _fail(
-        self, attempt: Attempt, error: CalcomError, *, retryable: bool
-    ) -> AttemptOutcome:
-        reason = failure_reason(error, retryable=retryable)
-        failed = BookingFailed(
-            attempt_id=attempt.attempt_id,
-            call_id=attempt.requested.call_id,
-            reason=reason,
-            retryable=retryable,
-            status_code=error.status,
-            message=error.message,
-            failed_at=self._clock.now(),
-        )
-        outcome = AttemptOutcome(
-            attempt_id=attempt.attempt_id,
-            status="failed",
-            reason=reason,
-            retryable=retryable,
-            detail={"calcom_status": error.status, "calcom_message": error.message},
-            status_code=failure_status(error, retryable=retryable),
-        )
-        return await self._record(attempt, [failed], outcome)
-
-    def _rejected_event(
-        self,
-        attempt: Attempt,
-        *,
-        guard: str,
-        layer: int | None,
-        reason: str,
-        detail: dict[str, object],
-        booking_uid: str | None = None,
-    ) -> BookingRejected:
-        return BookingRejected(
-            attempt_id=attempt.attempt_id,
-            call_id=attempt.requested.call_id,
-            guard=guard,
-            layer=layer,
-            reason=reason,
-            detail=detail,
-            booking_uid=booking_uid,
-            rejected_at=self._clock.now(),
-        )
-
-    async def _record(
-        self,
-        attempt: Attempt,
-        events: Sequence[Event],
-        outcome: AttemptOutcome,
-        *,
-        apply: BookingConfirmed | None = None,
-    ) -> AttemptOutcome:
-        """Phase 3: the outcome events, the appointment and the key's answer, atomically."""
-        key_status = "retryable" if outcome.status == "failed" and outcome.retryable else "finished"
-        metadata = self._metadata(attempt.correlation_id)
-        try:
-            async with self._pool.acquire() as conn, conn.transaction():
-                if apply is not None:
-                    await appointments.apply(conn, apply)
-                await self._store.append(
-                    attempt_stream(attempt.attempt_id),
-                    [NewEvent(e, metadata=metadata) for e in events],
-                    expected_version=1,
-                    connection=conn,
-                )
-                await idempotency.finish(
-                    conn,
-                    attempt.key,
-                    attempt_id=attempt.attempt_id,
-                    status=key_status,
-                    response_status=outcome.status_code or 200,
-                    response_body=outcome.model_dump(mode="json"),
-                    now=self._clock.now(),
-                )
-        except WrongExpectedVersion:
-            # Another process (recovery) recorded this attempt's outcome first: answer with it.
-            recorded = await self.outcome_of(attempt.attempt_id)
-            if recorded is None:
-                raise
-            return recorded
-        self._store.wake_subscribers()
-        if self._observer is not None:
-            self._observer(outcome)
-        return outcome
-
     async def outcome_of(self, attempt_id: uuid.UUID) -> AttemptOutcome | None:
         """The attempt's outcome as the ledger has it; `pending` while in flight."""
-        events = await self._store.read_stream(attempt_stream(attempt_id))
-        if not events:
-            return None
-        return await outcome_from_events(self._pool, attempt_id, [e.event for e in events])
-
-    def _metadata(self, correlation_id: str | None) -> EventMetadata:
-        return EventMetadata(correlation_id=correlation_id, producer=self._holder)
+        return await self._outcomes.outcome_of(attempt_id)
 
 
 def _as_uuid(value: object) -> uuid.UUID | None:
