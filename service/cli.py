@@ -8,6 +8,7 @@ import sys
 from aiohttp import web
 from pydantic import ValidationError
 
+from events.database import stop_embedded
 from events.errors import DatabaseUnavailable
 from service.app import create_app
 from service.audit_cli import add_audit_command, run_audit_command
@@ -55,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     add_replay_commands(commands)
     add_audit_command(commands)
 
+    db = commands.add_parser("db", help="the embedded PostgreSQL (when DATABASE_URL is unset)")
+    db.add_argument("action", choices=["stop"], help="stop: shut the embedded server down")
+
     args = parser.parse_args(argv)
     try:
         settings = Settings()
@@ -79,8 +83,19 @@ def main(argv: list[str] | None = None) -> int:
         return run_replay_command(args, settings)
     elif args.command == "audit":
         return run_audit_command(args, settings)
+    elif args.command == "db":
+        return _stop_embedded(settings)
     parser.error(f"unknown command {args.command}")
     return 2
+
+
+def _stop_embedded(settings: Settings) -> int:
+    if settings.database_url:
+        print("booking-guard: DATABASE_URL is set; there is no embedded server to stop")
+        return 0
+    stopped = stop_embedded(settings.data_dir)
+    print(f"{'stopped' if stopped else 'no server running in'} {settings.data_dir}")
+    return 0
 
 
 def _serve(settings: Settings, *, host: str | None, port: int | None) -> int:

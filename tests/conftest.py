@@ -16,7 +16,7 @@ from typing import TypeVar
 import asyncpg
 import pytest
 
-from events.database import apply_schema, create_pool, start_embedded
+from events.database import apply_schema, create_pool, start_embedded, stop_embedded
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -32,12 +32,15 @@ def _with_database(dsn: str, database: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def server_dsn() -> str:
+def server_dsn() -> Iterator[str]:
     """A DSN to a PostgreSQL server we may create databases on."""
     if os.environ.get("DATABASE_URL"):
-        return os.environ["DATABASE_URL"]
+        yield os.environ["DATABASE_URL"]
+        return
     data_dir = Path(os.environ.get("BOOKING_GUARD_TEST_DATA_DIR", ROOT / ".pytest-postgres"))
-    return start_embedded(data_dir)
+    yield start_embedded(data_dir)
+    # Leave no server behind: a CI clone is deleted after its run.
+    stop_embedded(data_dir)
 
 
 @pytest.fixture(scope="session")
