@@ -40,10 +40,26 @@ async def init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
+async def keep_session(connection: asyncpg.Connection) -> None:
+    """A pool `reset` that sends nothing: see `create_pool(reset_sessions=False)`."""
+
+
 async def create_pool(
-    dsn: str, *, min_size: int = 2, max_size: int = 10, timeout: float = 10.0
+    dsn: str,
+    *,
+    min_size: int = 2,
+    max_size: int = 10,
+    timeout: float = 10.0,
+    reset_sessions: bool = True,
 ) -> asyncpg.Pool:
-    """A pool with our codecs and session settings; DatabaseUnavailable if it cannot connect."""
+    """A pool with our codecs and session settings; DatabaseUnavailable if it cannot connect.
+
+    By default asyncpg sends `SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET
+    ALL` every time a connection goes back to the pool: a round trip per release, three per
+    booking (bench/README.md). `reset_sessions=False` skips it, for pools whose users leave no
+    session state behind (no LISTEN, no session advisory locks, no plain SET); asyncpg still
+    rolls back a transaction left open and forgets listeners on its side.
+    """
     try:
         pool: asyncpg.Pool = await asyncpg.create_pool(
             dsn,
@@ -51,6 +67,7 @@ async def create_pool(
             max_size=max_size,
             timeout=timeout,
             init=init_connection,
+            reset=None if reset_sessions else keep_session,
             server_settings={
                 "application_name": "booking-guard",
                 "idle_in_transaction_session_timeout": str(IDLE_IN_TRANSACTION_TIMEOUT_MS),

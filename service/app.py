@@ -23,7 +23,7 @@ from service.guards import ExistingAppointment, default_guards
 from service.health import add_operations_routes
 from service.http_errors import json_errors
 from service.http_telemetry import telemetry
-from service.keys import CLOCK, POOL, PROJECTORS, SETTINGS, STORE, WORKFLOW
+from service.keys import CLOCK, DSN, POOL, PROJECTORS, SETTINGS, STORE, WORKFLOW
 from service.metrics import METRICS, Metrics
 from service.openapi import add_openapi_route
 from service.recovery import recovery_loop
@@ -82,10 +82,13 @@ def create_app(
 
     async def database(app: web.Application) -> AsyncIterator[None]:
         dsn = await resolve_dsn(settings)
-        pool = await create_pool(dsn, max_size=settings.pool_max_size)
+        # The request path holds no session state, so its pool skips asyncpg's reset query;
+        # the projectors (LISTEN, session advisory locks) get a small pool of their own.
+        pool = await create_pool(dsn, max_size=settings.pool_max_size, reset_sessions=False)
         try:
             await apply_schema(pool)
             app[POOL] = pool
+            app[DSN] = dsn
             store = app[STORE] = EventStore(pool)
             yield
             await store.close()
@@ -118,9 +121,13 @@ def create_app(
 
     async def projectors(app: web.Application) -> AsyncIterator[None]:
         # Asynchronous read models only; appointments is written inline by the workflow.
-        async with run_projectors(app[POOL], app[STORE], catalog.asynchronous()) as running:
-            app[PROJECTORS] = running
-            yield
+        pool = await create_pool(app[DSN], min_size=1, max_size=3)
+        try:
+            async with run_projectors(pool, app[STORE], catalog.asynchronous()) as running:
+                app[PROJECTORS] = running
+                yield
+        finally:
+            await pool.close()
 
     app.cleanup_ctx.append(database)
     app.cleanup_ctx.append(projectors)

@@ -13,6 +13,7 @@ from service.workflow import BookingWorkflow
 
 SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
+DSN = web.AppKey("dsn", str)
 STORE = web.AppKey("store", EventStore)
 WORKFLOW = web.AppKey("workflow", BookingWorkflow)
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
