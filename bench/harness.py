@@ -145,9 +145,14 @@ class Context:
         """One progress line on stderr."""
         print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
-    async def pool(self, size: int) -> asyncpg.Pool:
-        """A pool of exactly `size` connections, built like the service's own."""
-        return await create_pool(self.dsn, min_size=size, max_size=size)
+    async def pool(self, size: int, *, reset_sessions: bool = True) -> asyncpg.Pool:
+        """A pool of exactly `size` connections, built by `events.database.create_pool`.
+
+        `reset_sessions=False` is the service's request-path pool: no reset query on release.
+        """
+        return await create_pool(
+            self.dsn, min_size=size, max_size=size, reset_sessions=reset_sessions
+        )
 
     async def truncate(self, *tables: str) -> None:
         conn = await asyncpg.connect(self.dsn)

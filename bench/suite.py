@@ -9,6 +9,11 @@ and name it here. EXTRAS run only when asked for with `--only NAME`.
 from __future__ import annotations
 
 BENCHMARKS: dict[str, str] = {
+    "guards": "bench.guards",
+    "http_overhead": "bench.http_overhead",
+    "http_throughput": "bench.http_throughput",
+    "replay": "bench.replay",
+    "audit": "bench.audit",
     "append": "bench.append",
     "peer": "bench.peer",
 }
@@ -18,4 +23,8 @@ EXTRAS: dict[str, str] = {
     "append_sql": "bench.append_sql",
     # EventStore.append with bench/proposed_append.sql and a post-commit NOTIFY, beside today's.
     "append_proposed": "bench.append_proposed",
+    # What the post-commit wake-up (NOTIFY) costs an append, and a debounced one.
+    "append_wakeup": "bench.append_wakeup",
+    # One statement through the pool, with and without asyncpg's reset query: the unit cost.
+    "roundtrip": "bench.roundtrip",
 }

@@ -1,0 +1,90 @@
+"""Time booking-guard adds to a booking over HTTP (issue 7 item 2, issue 3's "done when").
+
+The service runs in this process (bench/http_service.py), the Cal.com simulator and the load
+generator each in their own (bench/http_world.py). 50 producers book back to back for the
+phase, every attempt a new call, attendee and slot on the plain event type, so every one is a
+confirmation: intent, Cal.com, the guard chain, the appointment, the outcome. Per attempt:
+
+- `added` = the producer's total time - the Cal.com time the service spent (the target);
+- `added inside the handler` = the same from the service's outermost middleware, without
+  the HTTP exchange on loopback and the wait to be read by the server.
+
+The simulator's latency is 0 ms, then 200 ms (Cal.com's own median is about that). One producer
+at 0 ms gives the added time of an attempt that never waits behind another.
+"""
+
+from __future__ import annotations
+
+import math
+
+from bench.harness import Context, Figure, Samples
+from bench.http_service import running_service
+from bench.http_world import Load, LoadResult, load_generator, simulator_process
+
+BUDGET_SECONDS = 150
+TARGET_P99_MS = 10.0
+PRODUCERS = 50
+# (producers, simulator latency in ms); the target is on the 50-producer ones.
+SHAPES = ((PRODUCERS, 0), (PRODUCERS, 200), (1, 0))
+
+
+def label(producers: int, latency_ms: int) -> str:
+    who = "1 producer" if producers == 1 else f"{producers} concurrent"
+    return f"{who}, Cal.com {latency_ms} ms"
+
+
+def check(result: LoadResult, what: str) -> None:
+    """Every attempt must have been a confirmation that said what it spent."""
+    wrong = [a for a in result.answers if a.status != 201 or math.isnan(a.calcom)]
+    if wrong:
+        statuses = sorted({a.status for a in wrong})
+        raise AssertionError(f"{what}: {len(wrong)} answers were not 201 confirmations: {statuses}")
+
+
+def phase_seconds(ctx: Context) -> float:
+    # Twice the harness's phase: at 200 ms a producer makes only ~5 attempts a second.
+    return 2 * ctx.seconds
+
+
+async def run(ctx: Context) -> list[Figure]:
+    samples = Samples()
+    async with (
+        simulator_process() as simulator,
+        running_service(ctx.dsn, simulator.base_url) as service,
+        load_generator() as load,
+    ):
+        for run_index in range(ctx.runs):
+            for producers, latency_ms in SHAPES:
+                name = label(producers, latency_ms)
+                await simulator.reset(latency_ms=latency_ms)
+                result = await load.run(
+                    Load(
+                        service.url,
+                        producers=producers,
+                        seconds=phase_seconds(ctx),
+                        warmup=0.5,
+                        tag=f"o{run_index}p{producers}l{latency_ms}",
+                    )
+                )
+                check(result, name)
+                answers = result.answers
+                added = samples.latencies(f"{name}: added", [a.total - a.calcom for a in answers])
+                inside = samples.latencies(
+                    f"{name}: added inside the handler", [a.handler - a.calcom for a in answers]
+                )
+                samples.latencies(f"{name}: total", [a.total for a in answers])
+                samples.add(f"{name}: attempts/s", result.rate)
+                ctx.progress(
+                    f"http_overhead run {run_index + 1}: {name}: {len(answers)} attempts,"
+                    f" {result.rate:,.0f}/s; added p50 {added[0]:.1f} ms, p99 {added[1]:.1f} ms;"
+                    f" inside the handler p50 {inside[0]:.1f} ms, p99 {inside[1]:.1f} ms"
+                )
+    figures: list[Figure] = []
+    for producers, latency_ms in SHAPES:
+        name = label(producers, latency_ms)
+        target = TARGET_P99_MS if producers == PRODUCERS else None
+        figures += samples.latency_figures(f"{name}: added", p99_target_ms=target)
+        figures += samples.latency_figures(f"{name}: added inside the handler", p99_target_ms=None)
+        figures += samples.latency_figures(f"{name}: total", p99_target_ms=None)
+        figures.append(samples.figure(f"{name}: attempts/s", "attempts/s"))
+    return figures

@@ -1,0 +1,219 @@
+"""A booking log at scale for replay and audit: 1,000,000 events generated inside PostgreSQL.
+
+Each attempt is what the workflow writes: `BookingRequested` in one transaction, then
+`CalcomBookingReceived` with `BookingConfirmed` (four attempts in five) or, for the fifth, the
+incident: Cal.com handed back the previous attempt's booking (its uid, its older `createdAt`,
+another call's metadata) and `BookingRejected` names all three failing layers. Two attempts per
+call. The JSON has every field of the current models, as pydantic writes them (`check` decodes
+one event of each type and compares its keys with the model's), and each event its metadata.
+
+`transaction_id` is given explicitly, one per transaction as the service would have had, taken
+just below the server's current transaction id so that every event is behind the horizon. The
+secondary indexes are dropped for the load and rebuilt after it, from their own definitions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+
+import asyncpg
+
+from events.booking import (
+    BookingConfirmed,
+    BookingRejected,
+    BookingRequested,
+    CalcomBookingReceived,
+)
+from events.database import create_pool
+from events.models import Event
+from events.store import EventStore
+
+EVENTS_PER_ATTEMPT = 3
+CHUNK = 50_000  # attempts per INSERT statement
+
+_TS = """to_char(({0}) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
+
+# $1, $2: the attempts [from, to); $3: the first transaction id; $4 / $5: the ids per transaction.
+_INSERT = f"""
+INSERT INTO events (transaction_id, stream_id, version, event_id, type, schema_version, data,
+                    metadata, recorded_at)
+SELECT ($3 + (2 * a.i + least(e.version, 2) - 1) * $4 / $5)::text::xid8,
+       'attempt-' || a.attempt_id, e.version, gen_random_uuid(), e.type, 1, e.data,
+       jsonb_build_object('correlation_id', md5('r' || a.i), 'producer', 'bench-host:4242'),
+       a.requested_at + e.version * interval '150 milliseconds'
+  FROM (SELECT i, md5('a' || i)::uuid::text AS attempt_id,
+               'call_' || left(md5('c' || (i / 2)), 27) AS call_id,
+               'call_' || left(md5('c' || ((i - 1) / 2)), 27) AS previous_call_id,
+               md5('a' || (i - 1))::uuid::text AS previous_attempt_id,
+               i % 5 = 4 AS incident,
+               CASE WHEN i % 5 = 4 THEN i - 1 ELSE i END AS booked,
+               'caller+' || (i / 2) || '@example.com' AS email,
+               timestamptz '2025-10-01 00:00:00+00' + i * interval '2 seconds' AS requested_at
+          FROM generate_series($1::bigint, $2::bigint - 1) AS i) AS p
+ CROSS JOIN LATERAL (
+     SELECT p.*, left(md5('u' || p.booked), 22) AS booking_uid, p.booked + 1 AS booking_id,
+            timestamptz '2026-01-05 08:00:00+00'
+                + (p.booked % 35000) * interval '30 minutes' AS start_at,
+            CASE WHEN p.incident THEN p.requested_at - interval '35 minutes'
+                 ELSE p.requested_at + interval '200 milliseconds' END AS created_at
+ ) AS a
+ CROSS JOIN LATERAL (VALUES
+     (1, 'BookingRequested', jsonb_build_object(
+         'attempt_id', a.attempt_id, 'call_id', a.call_id, 'event_type_id', 1002,
+         'start', {_TS.format("a.start_at")},
+         'attendee', jsonb_build_object('name', 'Hansi Sputer', 'email', a.email,
+                                        'time_zone', 'Europe/Berlin',
+                                        'phone_number', '+4915112345678'),
+         'metadata', jsonb_build_object('agent', 'retell'),
+         'idempotency_key', 'derived:' || a.call_id || ':1002:' || {_TS.format("a.start_at")},
+         'fingerprint', md5('f' || a.i), 'retry_of', NULL,
+         'requested_at', {_TS.format("a.requested_at")})),
+     (2, 'CalcomBookingReceived', jsonb_build_object(
+         'attempt_id', a.attempt_id, 'call_id', a.call_id, 'booking_uid', a.booking_uid,
+         'booking_id', a.booking_id, 'status', 'accepted',
+         'start', {_TS.format("a.start_at")},
+         'end', {_TS.format("a.start_at + interval '30 minutes'")},
+         'created_at', {_TS.format("a.created_at")},
+         'booking_metadata', jsonb_build_object(
+             'agent', 'retell',
+             'call_id', CASE WHEN a.incident THEN a.previous_call_id ELSE a.call_id END,
+             'attempt_id', CASE WHEN a.incident THEN a.previous_attempt_id
+                                ELSE a.attempt_id END),
+         'attendees', jsonb_build_array(jsonb_build_object(
+             'name', 'Hansi Sputer', 'email', a.email, 'time_zone', 'Europe/Berlin')),
+         'first_called_at', {_TS.format("a.requested_at")},
+         'received_at', {_TS.format("a.requested_at + interval '350 milliseconds'")},
+         'reconciled', false)),
+     (3, CASE WHEN a.incident THEN 'BookingRejected' ELSE 'BookingConfirmed' END,
+      CASE WHEN a.incident THEN jsonb_build_object(
+         'attempt_id', a.attempt_id, 'call_id', a.call_id, 'guard', 'freshness', 'layer', 1,
+         'reason', 'stale_booking',
+         'detail', jsonb_build_object(
+             'created_at', {_TS.format("a.created_at")},
+             'first_called_at', {_TS.format("a.requested_at")},
+             'age_seconds', 2100.0, 'max_age_seconds', 30.0,
+             'failures', jsonb_build_array(
+                 jsonb_build_object('guard', 'freshness', 'layer', 1,
+                     'reason', 'stale_booking', 'detail', jsonb_build_object(
+                         'created_at', {_TS.format("a.created_at")},
+                         'first_called_at', {_TS.format("a.requested_at")},
+                         'age_seconds', 2100.0, 'max_age_seconds', 30.0)),
+                 jsonb_build_object('guard', 'call_identity', 'layer', 2,
+                     'reason', 'call_id_mismatch', 'detail', jsonb_build_object(
+                         'expected_call_id', a.call_id, 'booking_call_id', a.previous_call_id)),
+                 jsonb_build_object('guard', 'existing_appointment', 'layer', 3,
+                     'reason', 'duplicate_booking', 'detail', jsonb_build_object(
+                         'booking_uid', a.booking_uid,
+                         'appointment_id', a.previous_attempt_id,
+                         'held_by_call_id', a.previous_call_id))),
+             'notes', jsonb_build_array()),
+         'booking_uid', a.booking_uid,
+         'rejected_at', {_TS.format("a.requested_at + interval '400 milliseconds'")})
+      ELSE jsonb_build_object(
+         'attempt_id', a.attempt_id, 'appointment_id', a.attempt_id, 'call_id', a.call_id,
+         'booking_uid', a.booking_uid, 'booking_id', a.booking_id, 'event_type_id', 1002,
+         'start', {_TS.format("a.start_at")},
+         'end', {_TS.format("a.start_at + interval '30 minutes'")},
+         'attendee_name', 'Hansi Sputer', 'attendee_email', a.email,
+         'confirmed_at', {_TS.format("a.requested_at + interval '400 milliseconds'")}) END)
+ ) AS e(version, type, data)
+ ORDER BY a.i, e.version
+"""
+
+_SECONDARY_INDEXES = """
+SELECT i.relname AS name, pg_get_indexdef(x.indexrelid) AS definition
+  FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+ WHERE x.indrelid = 'events'::regclass
+   AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid)
+"""
+
+MODELS: tuple[type[Event], ...] = (
+    BookingRequested,
+    CalcomBookingReceived,
+    BookingConfirmed,
+    BookingRejected,
+)
+
+
+def attempts(events: int) -> int:
+    """Attempts in a log of at least `events` events."""
+    return -(-events // EVENTS_PER_ATTEMPT)
+
+
+def call_id(attempt: int) -> str:
+    """The call of attempt `attempt` (as the SQL above names it)."""
+    return "call_" + hashlib.md5(f"c{attempt // 2}".encode()).hexdigest()[:27]
+
+
+def booking_uid(attempt: int) -> str:
+    """The uid of the booking attempt `attempt` made (or was handed, for the incident's)."""
+    booked = attempt - 1 if attempt % 5 == 4 else attempt
+    return hashlib.md5(f"u{booked}".encode()).hexdigest()[:22]
+
+
+def confirmed(events: int) -> int:
+    """How many attempts of the log were confirmed: the appointments a rebuild must make."""
+    n = attempts(events)
+    return n - n // 5  # attempts 4, 9, 14, ... are the incident's
+
+
+async def load(dsn: str, events: int, progress: Callable[[str], None]) -> None:
+    """Fill the (empty) events table of `dsn` with `events` events, then index and analyze it."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await _load(conn, attempts(events), progress)
+    finally:
+        await conn.close()
+    await check(dsn)
+
+
+async def _load(conn: asyncpg.Connection, count: int, progress: Callable[[str], None]) -> None:
+    started = time.perf_counter()
+    transactions = 2 * count
+    current = int(await conn.fetchval("SELECT pg_current_xact_id()::text"))
+    room = current - 1_000 - 3
+    if room >= transactions:  # one id per transaction, just below the present
+        first, per, of = current - 1_000 - transactions, 1, 1
+    else:  # a young server: share the ids there are
+        first, per, of = 3, room, transactions
+    indexes = await conn.fetch(_SECONDARY_INDEXES)
+    for index in indexes:
+        await conn.execute(f'DROP INDEX "{index["name"]}"')
+    await conn.execute("SET synchronous_commit = off")
+    for low in range(0, count, CHUNK):
+        high = min(low + CHUNK, count)
+        await conn.execute(_INSERT, low, high, first, per, of)
+        progress(f"log dataset: {EVENTS_PER_ATTEMPT * high:,} events")
+    for index in indexes:
+        await conn.execute(index["definition"])
+    await conn.execute("VACUUM ANALYZE events")
+    await conn.execute("CHECKPOINT")
+    took = time.perf_counter() - started
+    progress(f"log dataset: {EVENTS_PER_ATTEMPT * count:,} events in {took:.0f} s")
+
+
+async def check(dsn: str) -> None:
+    """One event of each type decodes into its model and has exactly the model's fields."""
+    pool = await create_pool(dsn, min_size=1, max_size=1)
+    try:
+        store = EventStore(pool)
+        for model in MODELS:
+            found = await store.read_all(types=[model.type_name], limit=1)
+            if not found or not isinstance(found[0].event, model):
+                raise AssertionError(f"the dataset has no readable {model.type_name}")
+            keys = await pool.fetchval(
+                "SELECT array_agg(k ORDER BY k) FROM jsonb_object_keys("
+                "(SELECT data FROM events WHERE position = $1)) AS k",
+                found[0].position,
+            )
+            if set(keys) != set(model.model_fields):
+                raise AssertionError(f"{model.type_name} keys {keys} are not its model's fields")
+    finally:
+        await pool.close()
+
+
+def size(quick: bool) -> int:
+    """Events in the log: 1,000,000 (issue 7), or 60,000 for a smoke test."""
+    return 60_000 if quick else 1_000_000
