@@ -19,10 +19,6 @@ BENCHMARKS: dict[str, str] = {
 }
 
 EXTRAS: dict[str, str] = {
-    # bg_append_events and variants of it, through pgbench: what each part of the function costs.
-    "append_sql": "bench.append_sql",
-    # EventStore.append with bench/proposed_append.sql and a post-commit NOTIFY, beside today's.
-    "append_proposed": "bench.append_proposed",
     # What the post-commit wake-up (NOTIFY) costs an append, and a debounced one.
     "append_wakeup": "bench.append_wakeup",
     # One statement through the pool, with and without asyncpg's reset query: the unit cost.
