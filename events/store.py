@@ -286,8 +286,9 @@ def _translate(
     if sqlstate == "BG002":
         return EventIdConflict(stream_id)
     if sqlstate == "23505":
-        # A concurrent append took the version between our check and insert: only possible for
-        # two writers hashing to different locks, so report it as the conflict it is.
+        # The per-stream lock makes this unreachable for a well-behaved writer; a writer that
+        # inserts into `events` without bg_append_events could still take the version under us.
+        # The actual version is unknown here, hence -1.
         return WrongExpectedVersion(stream_id, _describe(expected), -1)
     if sqlstate is not None and sqlstate.startswith(("08", "57P")):
         return DatabaseUnavailable(str(error))
