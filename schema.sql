@@ -28,13 +28,16 @@ CREATE INDEX IF NOT EXISTS events_call_id ON events ((data ->> 'call_id'), posit
 CREATE INDEX IF NOT EXISTS events_booking_uid ON events ((data ->> 'booking_uid'), position)
     WHERE data ? 'booking_uid';
 
--- Append one batch to one stream in a single round trip: the expected-version check, the
--- insert and, only when an id is already stored, the idempotent re-append check happen under a
--- per-stream lock, so appends to different streams never wait on each other.
+-- Append a batch, or an event with ANY / STREAM_EXISTS, to one stream in a single round trip.
+-- (A single event at an exact version needs no function: events/store.py sends one INSERT.)
+-- The unique (stream_id, version) index decides every race: a racing append that took a version
+-- first makes an exact expectation fail with the actual version. ANY and STREAM_EXISTS appends
+-- to one stream take turns under a per-stream lock, and look again when an exact-version writer
+-- took their version (bounded: under REPEATABLE READ the snapshot cannot move, so they fail).
 -- p_expected_version: >= 0 exact version (0 = empty), -1 no stream, -2 stream exists, -3 any.
 -- Returns the stream's new version, or -1 when the whole batch was already stored as it is.
 -- Errors: BG001 wrong expected version (DETAIL = actual version), BG002 an event id is already
--- stored with other content.
+-- stored with other content. Raising rolls back whatever part of the batch was inserted.
 -- No NOTIFY in here: a NOTIFY holds a cluster-wide lock from pre-commit until the commit is
 -- flushed, so every append would commit one after another (bench/README.md measures it). The
 -- store wakes subscribers after commit instead.
@@ -49,28 +52,49 @@ CREATE OR REPLACE FUNCTION bg_append_events(
 ) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
+    v_count constant integer := cardinality(p_event_ids);
     v_current bigint;
     v_inserted integer := 0;
     v_stored integer;
     v_same integer;
 BEGIN
-    PERFORM pg_advisory_xact_lock(hashtextextended('bg-stream:' || p_stream_id, 0));
-
-    SELECT coalesce(max(version), 0) INTO v_current FROM events WHERE stream_id = p_stream_id;
-
-    IF NOT ((p_expected_version >= 0 AND v_current <> p_expected_version)
-            OR (p_expected_version = -1 AND v_current <> 0)
-            OR (p_expected_version = -2 AND v_current = 0)) THEN
-        INSERT INTO events (stream_id, version, event_id, type, schema_version, data, metadata)
-        SELECT p_stream_id, v_current + n.ord, n.event_id, n.type, n.schema_version, n.data,
-               n.metadata
-          FROM unnest(p_event_ids, p_types, p_schema_versions, p_data, p_metadata)
-                   WITH ORDINALITY AS n(event_id, type, schema_version, data, metadata, ord)
-            ON CONFLICT (event_id) DO NOTHING;
-        GET DIAGNOSTICS v_inserted = ROW_COUNT;
-        IF v_inserted = cardinality(p_event_ids) THEN
-            RETURN v_current + v_inserted;
+    IF p_expected_version < -1 THEN
+        -- ANY and STREAM_EXISTS writers to one stream take turns rather than retry each other.
+        PERFORM pg_advisory_xact_lock(hashtextextended('bg-stream:' || p_stream_id, 0));
+    END IF;
+    FOR attempt IN 1..10 LOOP
+        SELECT coalesce(max(version), 0) INTO v_current FROM events WHERE stream_id = p_stream_id;
+        EXIT WHEN (p_expected_version >= 0 AND v_current <> p_expected_version)
+               OR (p_expected_version = -1 AND v_current <> 0)
+               OR (p_expected_version = -2 AND v_current = 0);
+        IF p_expected_version >= -1 THEN
+            -- An exact expectation: a version taken meanwhile is skipped, not raised, so that
+            -- the check below can report the version that took it.
+            INSERT INTO events (stream_id, version, event_id, type, schema_version, data, metadata)
+            SELECT p_stream_id, v_current + n.ord, n.event_id, n.type, n.schema_version, n.data,
+                   n.metadata
+              FROM unnest(p_event_ids, p_types, p_schema_versions, p_data, p_metadata)
+                       WITH ORDINALITY AS n(event_id, type, schema_version, data, metadata, ord)
+                ON CONFLICT DO NOTHING;
+            GET DIAGNOSTICS v_inserted = ROW_COUNT;
+            EXIT;
         END IF;
+        BEGIN
+            INSERT INTO events (stream_id, version, event_id, type, schema_version, data, metadata)
+            SELECT p_stream_id, v_current + n.ord, n.event_id, n.type, n.schema_version, n.data,
+                   n.metadata
+              FROM unnest(p_event_ids, p_types, p_schema_versions, p_data, p_metadata)
+                       WITH ORDINALITY AS n(event_id, type, schema_version, data, metadata, ord)
+                ON CONFLICT (event_id) DO NOTHING;
+            GET DIAGNOSTICS v_inserted = ROW_COUNT;
+            EXIT;
+        EXCEPTION WHEN unique_violation THEN
+            -- Another append took one of these versions: read the stream's end again.
+            v_current := NULL;
+        END;
+    END LOOP;
+    IF v_inserted = v_count THEN
+        RETURN v_current + v_inserted;
     END IF;
 
     -- The rare paths: the version did not match, or an event id is already stored.
@@ -83,15 +107,18 @@ BEGIN
       FROM unnest(p_event_ids, p_types, p_schema_versions, p_data)
                AS n(event_id, type, schema_version, data)
       JOIN events e ON e.event_id = n.event_id;
-    IF v_inserted = 0 AND v_stored = cardinality(p_event_ids) AND v_same = v_stored THEN
+    IF v_inserted = 0 AND v_stored = v_count AND v_same = v_stored THEN
         -- A producer retry of an append that already landed: nothing to write.
         RETURN -1;
     END IF;
-    IF v_stored > 0 THEN
-        -- Raising rolls back whatever part of the batch was inserted above.
+    IF v_stored > v_inserted THEN
         RAISE EXCEPTION 'event ids already stored with other content'
             USING ERRCODE = 'BG002', DETAIL = p_stream_id;
     END IF;
+    -- Our own rows of this batch, about to be rolled back, are not the stream's version.
+    SELECT coalesce(max(version), 0) INTO v_current
+      FROM events
+     WHERE stream_id = p_stream_id AND event_id <> ALL (p_event_ids);
     RAISE EXCEPTION 'wrong expected version for stream %', p_stream_id
         USING ERRCODE = 'BG001', DETAIL = v_current::text;
 END;

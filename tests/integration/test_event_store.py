@@ -87,6 +87,78 @@ async def test_concurrent_appends_with_any_all_land_in_order(store: EventStore) 
     )
 
 
+async def waiting_on_a_lock(db: asyncpg.Pool) -> bool:
+    waiting: int = await db.fetchval(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    return waiting > 0
+
+
+@pytest.mark.parametrize("size", [1, 3], ids=["one event", "a batch"])
+async def test_an_append_that_loses_a_race_reports_the_winners_version(
+    store: EventStore, db: asyncpg.Pool, size: int
+) -> None:
+    await store.append("s-1", [bump()], expected_version=ExpectedVersion.NO_STREAM)
+    async with db.acquire() as first, first.transaction():
+        await store.append("s-1", [bump(), bump()], expected_version=1, connection=first)
+        # The second append reads version 1 too, then waits on the first one's versions.
+        late = [bump(7) for _ in range(size)]
+        loser = asyncio.create_task(store.append("s-1", late, expected_version=1))
+        await wait_until(lambda: waiting_on_a_lock(db))
+    [lost] = await asyncio.gather(loser, return_exceptions=True)
+    assert isinstance(lost, WrongExpectedVersion)
+    assert lost.actual == 3  # the winner's, not counting the loser's own rows
+    assert [e.version for e in await store.read_stream("s-1")] == [1, 2, 3]
+
+
+async def test_any_looks_again_when_an_exact_append_took_its_version(
+    store: EventStore, db: asyncpg.Pool
+) -> None:
+    await store.append("s-1", [bump(1)], expected_version=ExpectedVersion.NO_STREAM)
+    async with db.acquire() as exact, exact.transaction():
+        await store.append("s-1", [bump(2)], expected_version=1, connection=exact)
+        anywhere = asyncio.create_task(
+            store.append("s-1", [bump(3), bump(4)], expected_version=ExpectedVersion.ANY)
+        )
+        await wait_until(lambda: waiting_on_a_lock(db))
+    assert await anywhere == 4
+    events = await store.read_stream("s-1")
+    assert [(e.version, e.event.by) for e in events if isinstance(e.event, CounterIncremented)] == [
+        (1, 1),
+        (2, 2),
+        (3, 3),
+        (4, 4),
+    ]
+
+
+async def test_an_exact_version_beyond_the_stream_leaves_no_gap(
+    store: EventStore, db: asyncpg.Pool
+) -> None:
+    await store.append("s-1", [bump()], expected_version=ExpectedVersion.NO_STREAM)
+    for events in ([bump()], [bump(), bump()]):
+        with pytest.raises(WrongExpectedVersion) as ahead:
+            await store.append("s-1", events, expected_version=5)
+        assert (ahead.value.expected, ahead.value.actual) == (5, 1)
+    assert await count_events(db) == 1
+
+
+async def test_a_refused_single_append_leaves_the_callers_transaction_usable(
+    store: EventStore, db: asyncpg.Pool
+) -> None:
+    first = bump()
+    await store.append("s-1", [first], expected_version=ExpectedVersion.NO_STREAM)
+    async with db.acquire() as conn, conn.transaction():
+        retry = await store.append(
+            "s-1", [first], expected_version=ExpectedVersion.NO_STREAM, connection=conn
+        )
+        assert retry == -1
+        with pytest.raises(WrongExpectedVersion):
+            await store.append("s-1", [bump()], expected_version=0, connection=conn)
+        assert await store.append("s-1", [bump()], expected_version=1, connection=conn) == 2
+    assert await store.stream_version("s-1") == 2
+
+
 async def test_expectations_no_stream_and_stream_exists(store: EventStore) -> None:
     with pytest.raises(WrongExpectedVersion) as missing:
         await store.append("s-1", [bump()], expected_version=ExpectedVersion.STREAM_EXISTS)
