@@ -1,9 +1,11 @@
 """Append throughput (issue 7, item 4): EventStore.append beside bare asyncpg and pgbench.
 
 One event per transaction at 1, 16 and 64 concurrent tasks, and 100-event batches, each task on
-a stream of its own and the pool sized to the concurrency. The bare asyncpg and pgbench figures
-do the same insert (same row, same payload, autocommit) without the store, so their ratio is
-what the store costs. Phases run back to back within a run, in alternating order across runs.
+a stream of its own and the pool sized to the concurrency and built as the service's request path
+builds its own (no reset query on release). The bare asyncpg and pgbench figures do the same
+insert (same row, same payload, autocommit) without the store, so their ratio is what the store
+costs: the expected-version check, the pydantic encoding, the wake-up of subscribers. The store
+and bare asyncpg alternate in six slices per shape and run (SLICES); pgbench runs after them.
 """
 
 from __future__ import annotations
@@ -103,13 +105,6 @@ def bare_insert(pool: asyncpg.Pool, stream: str, *, size: int) -> Operation:
     return insert_one if size == 1 else insert_many
 
 
-async def measure(ctx: Context, make: Callable[[str], Operation], tag: str, tasks: int) -> float:
-    """Events/s of `tasks` tasks, each on its stream, after a short untimed warm-up."""
-    warm = [make(f"{tag}-warm-{i}") for i in range(tasks)]
-    await throughput(warm, min(0.3, ctx.seconds / 4))
-    return await throughput([make(f"{tag}-{i}") for i in range(tasks)], ctx.seconds)
-
-
 async def pgbench_events(ctx: Context, tag: str, clients: int, size: int) -> float:
     script = _PGBENCH_ONE if size == 1 else _PGBENCH_MANY
     variables = {
@@ -124,32 +119,53 @@ async def pgbench_events(ctx: Context, tag: str, clients: int, size: int) -> flo
     return size * await pgbench_tps(ctx, script, clients=clients, variables=variables)
 
 
+async def measure(ctx: Context, make: Callable[[str], Operation], tag: str, tasks: int) -> float:
+    """Events/s of `tasks` tasks, each on its stream, after a short untimed warm-up."""
+    warm = [make(f"{tag}-warm-{i}") for i in range(tasks)]
+    await throughput(warm, min(0.3, ctx.seconds / 4))
+    return await throughput([make(f"{tag}-{i}") for i in range(tasks)], ctx.seconds)
+
+
 STORE, BARE, PGBENCH = "EventStore.append", "bare asyncpg", "pgbench"
 
+# The store and bare asyncpg take turns in short slices on one pool, so that whatever else the
+# machine does in a run (other processes, checkpoints, autovacuum) falls on both alike.
+SLICES = 6
 
-async def measure_variant(ctx: Context, variant: str, tag: str, size: int, tasks: int) -> float:
-    """Events/s of one variant; the pool (sized to the tasks) is closed before pgbench runs."""
-    if variant == PGBENCH:
-        return await pgbench_events(ctx, tag, tasks, size)
-    pool = await ctx.pool(tasks)
+
+async def measure_pair(ctx: Context, tag: str, size: int, tasks: int) -> dict[str, float]:
+    """Events/s of the store and of bare asyncpg, alternating slice by slice."""
+    pool = await ctx.pool(tasks, reset_sessions=False)  # as the service's request path
+    store = EventStore(pool)
+    makers: dict[str, Callable[[str], Operation]] = {
+        STORE: functools.partial(store_append, store, size=size),
+        BARE: functools.partial(bare_insert, pool, size=size),
+    }
+    rates: dict[str, list[float]] = {STORE: [], BARE: []}
     try:
-        if variant == STORE:
-            make = functools.partial(store_append, EventStore(pool), size=size)
-        else:
-            make = functools.partial(bare_insert, pool, size=size)
-        return await measure(ctx, make, tag, tasks)
+        for variant, make in makers.items():
+            warm = [make(f"{tag}-{variant.split()[0]}-warm-{i}") for i in range(tasks)]
+            await throughput(warm, min(0.3, ctx.seconds / 4))
+        slice_seconds = 2 * ctx.seconds / SLICES
+        for n in range(SLICES):
+            for variant in (STORE, BARE) if n % 2 == 0 else (BARE, STORE):
+                streams = [f"{tag}-{variant.split()[0]}-{n}-{i}" for i in range(tasks)]
+                operations = [makers[variant](stream) for stream in streams]
+                rates[variant].append(await throughput(operations, slice_seconds))
+        await store.close()
     finally:
         await pool.close()
+    return {variant: sum(r) / len(r) for variant, r in rates.items()}
 
 
 async def one_run(ctx: Context, run: int, samples: Samples) -> None:
     await ctx.truncate("events")
     for size, tasks in SHAPES:
         label = _label(size, tasks)
-        # Alternate the order so that neither side always meets the fuller table.
-        for variant in (STORE, BARE, PGBENCH) if run % 2 == 0 else (PGBENCH, BARE, STORE):
-            tag = f"{variant.split()[0]}-r{run}-{size}x{tasks}"
-            rate = await measure_variant(ctx, variant, tag, size, tasks)
+        tag = f"r{run}-{size}x{tasks}"
+        rates = await measure_pair(ctx, tag, size, tasks)
+        rates[PGBENCH] = await pgbench_events(ctx, f"pgbench-{tag}", tasks, size)
+        for variant, rate in rates.items():
             samples.add(f"{label}: {variant}", rate)
             ctx.progress(f"append run {run + 1}: {label}: {variant}: {rate:,.0f} events/s")
 

@@ -11,6 +11,10 @@ confirmation: intent, Cal.com, the guard chain, the appointment, the outcome. Pe
 
 The simulator's latency is 0 ms, then 200 ms (Cal.com's own median is about that). One producer
 at 0 ms gives the added time of an attempt that never waits behind another.
+
+The floor: under the same 50 producers at 0 ms, the two lowest rungs of bench/http_ceilings.py,
+an aiohttp app that answers 201 at once and one that only makes the Cal.com call. What they
+"add" is what the machine adds to any aiohttp service here, before booking-guard does anything.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import math
 
 from bench.harness import Context, Figure, Samples
+from bench.http_ceilings import LADDER
 from bench.http_service import running_service
 from bench.http_world import Load, LoadResult, load_generator, simulator_process
 
@@ -26,6 +31,7 @@ TARGET_P99_MS = 10.0
 PRODUCERS = 50
 # (producers, simulator latency in ms); the target is on the 50-producer ones.
 SHAPES = ((PRODUCERS, 0), (PRODUCERS, 200), (1, 0))
+FLOORS = ("bare aiohttp", "+ one Cal.com call")
 
 
 def label(producers: int, latency_ms: int) -> str:
@@ -79,6 +85,28 @@ async def run(ctx: Context) -> list[Figure]:
                     f" {result.rate:,.0f}/s; added p50 {added[0]:.1f} ms, p99 {added[1]:.1f} ms;"
                     f" inside the handler p50 {inside[0]:.1f} ms, p99 {inside[1]:.1f} ms"
                 )
+            await simulator.reset(latency_ms=0)
+            for rung in FLOORS:
+                async with LADDER[rung](ctx.dsn, simulator.base_url) as url:
+                    result = await load.run(
+                        Load(
+                            url,
+                            producers=PRODUCERS,
+                            seconds=phase_seconds(ctx),
+                            warmup=0.5,
+                            tag=f"o{run_index}floor{FLOORS.index(rung)}",
+                        )
+                    )
+                # The bare rung makes no Cal.com call: all of its time is added time.
+                added = samples.latencies(
+                    floor_label(rung),
+                    [a.total - (0.0 if math.isnan(a.calcom) else a.calcom) for a in result.answers],
+                )
+                samples.add(f"{floor_label(rung)}: attempts/s", result.rate)
+                ctx.progress(
+                    f"http_overhead run {run_index + 1}: {floor_label(rung)}: {result.rate:,.0f}/s;"
+                    f" added p50 {added[0]:.1f} ms, p99 {added[1]:.1f} ms"
+                )
     figures: list[Figure] = []
     for producers, latency_ms in SHAPES:
         name = label(producers, latency_ms)
@@ -87,4 +115,11 @@ async def run(ctx: Context) -> list[Figure]:
         figures += samples.latency_figures(f"{name}: added inside the handler", p99_target_ms=None)
         figures += samples.latency_figures(f"{name}: total", p99_target_ms=None)
         figures.append(samples.figure(f"{name}: attempts/s", "attempts/s"))
+    for rung in FLOORS:
+        figures += samples.latency_figures(floor_label(rung), p99_target_ms=None)
+        figures.append(samples.figure(f"{floor_label(rung)}: attempts/s", "attempts/s"))
     return figures
+
+
+def floor_label(rung: str) -> str:
+    return f"{label(PRODUCERS, 0)}, floor: {rung}: added"

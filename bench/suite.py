@@ -19,8 +19,6 @@ BENCHMARKS: dict[str, str] = {
 }
 
 EXTRAS: dict[str, str] = {
-    # What the post-commit wake-up (NOTIFY) costs an append, and a debounced one.
-    "append_wakeup": "bench.append_wakeup",
     # One statement through the pool, with and without asyncpg's reset query: the unit cost.
     "roundtrip": "bench.roundtrip",
 }
