@@ -4,13 +4,14 @@ Each serves `POST /v1/booking-attempts` from this process, under the same load a
 
 1. `bare aiohttp`: read the JSON body, answer 201;
 2. `+ one Cal.com call`: and create the booking through the service's HttpCalcomClient;
-3. `+ the ledger's writes, as booking-guard does them`: and write what booking-guard writes
-   for a confirmation (the idempotency key, BookingRequested through bg_append_events, the
-   guard's appointment lookup, then the appointment, CalcomBookingReceived + BookingConfirmed
-   and the key's answer) with its statements and transactions, on a pool built like its own
-   (no reset query): 11 round trips;
-4. `+ the same writes, folded`: the same rows in 3 statements (claim and intent in one, the
-   lookup, the outcome in one, each a data-modifying CTE around bg_append_events).
+3. `+ the ledger's writes, a transaction per phase`: and write what booking-guard writes for a
+   confirmation (the idempotency key, BookingRequested through bg_append_events, the guard's
+   appointment lookup, then the appointment, CalcomBookingReceived + BookingConfirmed and the
+   key's answer) with statements in transactions, as booking-guard did before
+   service/phase_writes.py, on a pool built like its own (no reset query): 11 round trips;
+4. `+ the same writes, a statement per phase`: the same rows in 3 statements (claim and intent
+   in one, the lookup, the outcome in one, each a data-modifying CTE around bg_append_events),
+   as booking-guard does them now.
 
 No pydantic models, no logging, no metrics in any of them: the distance from rung 3 to the
 service is what booking-guard's own Python costs; from 3 to 4, what its round trips cost.
@@ -215,8 +216,6 @@ async def _app(book: Callable[[web.Request], Any]) -> AsyncIterator[str]:
 LADDER: dict[str, Serve] = {
     "bare aiohttp": bare,
     "+ one Cal.com call": one_call,
-    "+ the ledger's writes, as booking-guard does them (11 round trips)": _with_writes(
-        folded=False
-    ),
-    "+ the same writes, folded (3 round trips)": _with_writes(folded=True),
+    "+ the ledger's writes, a transaction per phase (11 round trips)": _with_writes(folded=False),
+    "+ the same writes, a statement per phase (3 round trips)": _with_writes(folded=True),
 }

@@ -6,8 +6,9 @@ on the plain event type, so every answer is a 201 confirmation. The figure count
 answered in the timed phase over its length (until the last attempt in flight was answered).
 
 Beside it, under the same load on the same machine, the ladder of bench/http_ceilings.py:
-bare aiohttp, then one Cal.com call, then booking-guard's writes as it does them today, then
-the same writes folded into 3 statements; none with models, logging or metrics. For each,
+bare aiohttp, then one Cal.com call, then booking-guard's writes in a transaction per phase
+(11 round trips), then in a statement per phase (3, as booking-guard does them now); none with
+models, logging or metrics. For each,
 the CPU an attempt costs in each process (bench/cpu.py): on 2 cores the sum bounds the rate.
 """
 

@@ -179,7 +179,7 @@ class EventStore:
             raise InvalidEvent(
                 f"expected_version must be >= 0 or an ExpectedVersion, got {expected_version}"
             )
-        rows = [self._encode(new) for new in events]
+        rows = [self.encode(new) for new in events]
         executor: Executor = connection if connection is not None else self._pool
         version: int
         try:
@@ -191,7 +191,7 @@ class EventStore:
                     _APPEND, stream_id, int(expected_version), *columns
                 )
         except asyncpg.PostgresError as e:
-            raise _translate(e, stream_id, expected_version) from e
+            raise translate_error(e, stream_id, expected_version) from e
         except (OSError, asyncpg.InterfaceError) as e:
             raise DatabaseUnavailable(f"could not append to {stream_id!r}: {e}") from e
         if connection is None:
@@ -227,7 +227,8 @@ class EventStore:
         if self._waking is not None:
             await asyncio.gather(self._waking, return_exceptions=True)
 
-    def _encode(self, new: NewEvent) -> EncodedEvent:
+    def encode(self, new: NewEvent) -> EncodedEvent:
+        """The row an append would write for `new`; InvalidEvent if it may not be written."""
         cls = type(new.event)
         # Only registered, current models may be written: old versions exist only on disk.
         if model_for(cls.type_name) is not cls:
@@ -328,9 +329,10 @@ def to_recorded(row: asyncpg.Record) -> RecordedEvent:
     )
 
 
-def _translate(
+def translate_error(
     error: asyncpg.PostgresError, stream_id: str, expected: int | ExpectedVersion
 ) -> Exception:
+    """The store's error for what PostgreSQL said about an append (or `error` itself)."""
     sqlstate = getattr(error, "sqlstate", None)
     if sqlstate == "BG001":
         detail = getattr(error, "detail", None) or "0"

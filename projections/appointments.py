@@ -28,13 +28,33 @@ UNIQUE_INDEX: Final = "appointments_booking_uid_key"
 _TABLES: Final = frozenset({TABLE, f"{TABLE}_rebuild"})
 
 
-def _insert(table: str) -> str:
+def insert_statement(table: str = TABLE, *, first: int = 1) -> str:
+    """The INSERT of a confirmed appointment; its parameters ($first onwards) are
+    `confirmed_values(event)`. `first` lets a larger statement embed it."""
+    p = [f"${n}" for n in range(first, first + 11)]
     return f"""
 INSERT INTO {table} (appointment_id, booking_uid, booking_id, call_id, attempt_id, event_type_id,
                      start_at, end_at, attendee_name, attendee_email, status, confirmed_at,
                      updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'booked', $11, $11)
+VALUES ({", ".join(p[:10])}, 'booked', {p[10]}, {p[10]})
 """
+
+
+def confirmed_values(event: BookingConfirmed) -> tuple[Any, ...]:
+    """The parameters of `insert_statement` for one confirmation."""
+    return (
+        event.appointment_id,
+        event.booking_uid,
+        event.booking_id,
+        event.call_id,
+        event.attempt_id,
+        event.event_type_id,
+        event.start,
+        event.end,
+        event.attendee_name,
+        event.attendee_email,
+        event.confirmed_at,
+    )
 
 
 def _cancel(table: str) -> str:
@@ -80,20 +100,7 @@ async def apply(connection: Executor, event: Event, *, table: str = TABLE) -> No
 
 async def _insert_confirmed(connection: Executor, event: BookingConfirmed, table: str) -> None:
     try:
-        await connection.execute(
-            _insert(table),
-            event.appointment_id,
-            event.booking_uid,
-            event.booking_id,
-            event.call_id,
-            event.attempt_id,
-            event.event_type_id,
-            event.start,
-            event.end,
-            event.attendee_name,
-            event.attendee_email,
-            event.confirmed_at,
-        )
+        await connection.execute(insert_statement(table), *confirmed_values(event))
     except asyncpg.UniqueViolationError as e:
         if e.constraint_name in (UNIQUE_INDEX, f"{table}_booking_uid_key"):
             raise AppointmentExists(event.booking_uid) from e

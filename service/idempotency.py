@@ -2,7 +2,8 @@
 
 A key is `in_flight` while an attempt holds it, `finished` once the answer is final, and
 `retryable` after a failure a retry may fix: a retry with the same key then opens a new attempt
-instead of replaying a 503 for ever.
+instead of replaying a 503 for ever. The common path (a new key with its intent, the answer
+with the outcome) is one statement each, in service/phase_writes.py; this module holds the rest.
 """
 
 from __future__ import annotations
@@ -35,12 +36,6 @@ UPDATE idempotency_keys
    SET attempt_id = $2, status = 'in_flight', holder = $3, locked_at = $4,
        attempt_ids = attempt_ids || $2::uuid, response_body = NULL, finished_at = NULL
  WHERE key = $1
-"""
-
-_FINISH = """
-UPDATE idempotency_keys
-   SET status = $3, response_status = $4, response_body = $5, finished_at = $6
- WHERE key = $1 AND attempt_id = $2
 """
 
 _STALE = """
@@ -107,20 +102,6 @@ async def open_retry(
 ) -> None:
     """Point a key whose last attempt failed retryably at a new attempt."""
     await connection.execute(_RETRY, key, attempt_id, holder, now)
-
-
-async def finish(
-    connection: Connection,
-    key: str,
-    *,
-    attempt_id: uuid.UUID,
-    status: str,
-    response_status: int,
-    response_body: dict[str, Any],
-    now: datetime,
-) -> None:
-    """Store the answer of the key's attempt."""
-    await connection.execute(_FINISH, key, attempt_id, status, response_status, response_body, now)
 
 
 async def stale_keys(connection: Connection, *, older_than: datetime, limit: int) -> list[str]:

@@ -1,8 +1,9 @@
 """Phase 3 of a booking: the outcome events, the appointment and the key's answer, at once.
 
-A confirmation inserts the appointment in the transaction that appends BookingConfirmed, so the
-unique index on booking_uid refuses a second appointment (layer 4) before the confirmation can
-land; the refusal then becomes a rejection, recorded in a transaction of its own.
+A confirmation inserts the appointment in the statement that appends BookingConfirmed
+(service/phase_writes.py), so the unique index on booking_uid refuses a second appointment
+(layer 4) before the confirmation can land; the refusal then becomes a rejection, recorded in a
+statement of its own.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from events.errors import WrongExpectedVersion
 from events.models import Event, NewEvent
 from events.store import EventStore
 from projections import appointments
-from service import idempotency
+from service import phase_writes
 from service.attempts import Attempt, event_metadata
 from service.booking_models import AttemptOutcome
 from service.calcom.port import CalcomBooking, CalcomError, CalcomSlotUnavailable
@@ -234,24 +235,19 @@ class OutcomeRecorder:
         key_status = "retryable" if outcome.status == "failed" and outcome.retryable else "finished"
         metadata = event_metadata(self._holder, attempt.correlation_id)
         try:
-            async with self._pool.acquire() as conn, conn.transaction():
-                if apply is not None:
-                    await appointments.apply(conn, apply)
-                await self._store.append(
-                    attempt_stream(attempt.attempt_id),
-                    [NewEvent(e, metadata=metadata) for e in events],
-                    expected_version=1,
-                    connection=conn,
-                )
-                await idempotency.finish(
-                    conn,
-                    attempt.key,
-                    attempt_id=attempt.attempt_id,
-                    status=key_status,
-                    response_status=outcome.status_code or 200,
-                    response_body=outcome.model_dump(mode="json"),
-                    now=self._clock.now(),
-                )
+            await phase_writes.record(
+                self._pool,
+                stream_id=attempt_stream(attempt.attempt_id),
+                expected_version=1,  # after the intent
+                events=[self._store.encode(NewEvent(e, metadata=metadata)) for e in events],
+                key=attempt.key,
+                attempt_id=attempt.attempt_id,
+                key_status=key_status,
+                response_status=outcome.status_code or 200,
+                response_body=outcome.model_dump(mode="json"),
+                now=self._clock.now(),
+                confirmed=apply,
+            )
         except WrongExpectedVersion:
             # Another process (recovery) recorded this attempt's outcome first: answer with it.
             recorded = await self.outcome_of(attempt.attempt_id)

@@ -1,8 +1,8 @@
 """The booking workflow: intent, Cal.com, guards, outcome, as atomic phases (DESIGN.md §9).
 
 No transaction is ever open while Cal.com is being called: the intent commits before the call
-and the outcome opens its own transaction after it, so a slow Cal.com never holds back the
-transaction horizon every projector reads behind.
+and the outcome commits in a statement of its own after it, so a slow Cal.com never holds back
+the transaction horizon every projector reads behind.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import asyncpg
 from events.booking import Attendee, BookingRequested, attempt_stream
 from events.models import NewEvent
 from events.store import Connection, EventStore, ExpectedVersion
-from service import idempotency
+from service import idempotency, phase_writes
 from service.attempts import (
     Attempt,
     AttemptInFlight,
@@ -146,9 +146,23 @@ class BookingWorkflow:
     async def _claim(
         self, requested: BookingRequested, correlation_id: str | None
     ) -> BookingResult | ClaimedAttempt:
-        """Phase 1: claim the key and append the intent, in one transaction."""
+        """Phase 1: claim the key and append the intent, atomically."""
         key = requested.idempotency_key
         now = requested.requested_at
+        if await phase_writes.claim(
+            self._pool,
+            key,
+            fingerprint=requested.fingerprint,
+            attempt_id=requested.attempt_id,
+            holder=self._holder,
+            now=now,
+            stream_id=attempt_stream(requested.attempt_id),
+            intent=self._store.encode(self._intent(requested, correlation_id)),
+        ):
+            attempt = self._attempt(requested, now, [requested.attempt_id], correlation_id)
+            return ClaimedAttempt(attempt, reconcile=False)
+
+        # The key exists (or did a moment ago): decide under its row lock.
         async with self._pool.acquire() as conn, conn.transaction():
             if await idempotency.insert(
                 conn,
@@ -213,12 +227,15 @@ class BookingWorkflow:
             correlation_id=correlation_id,
         )
 
+    def _intent(self, requested: BookingRequested, correlation_id: str | None) -> NewEvent:
+        return NewEvent(requested, metadata=event_metadata(self._holder, correlation_id))
+
     async def _append_intent(
         self, conn: Connection, requested: BookingRequested, correlation_id: str | None
     ) -> None:
         await self._store.append(
             attempt_stream(requested.attempt_id),
-            [NewEvent(requested, metadata=event_metadata(self._holder, correlation_id))],
+            [self._intent(requested, correlation_id)],
             expected_version=ExpectedVersion.NO_STREAM,
             connection=conn,
         )
