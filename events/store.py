@@ -71,19 +71,22 @@ class Cursor(NamedTuple):
 
 
 START = Cursor(0, 0)
+_NO_STREAM, _ANY = int(ExpectedVersion.NO_STREAM), int(ExpectedVersion.ANY)
 
 _APPEND = "SELECT bg_append_events($1, $2, $3, $4, $5, $6, $7)"
 
 # One event at an exact version, the booking path's every append: a plain INSERT, scalars, no
-# function. The version before it must exist (no gaps); a version or event id already taken
-# makes it insert nothing, and _REFUSED_ONE says why. bg_append_events costs about a quarter of
-# the throughput for the same row (bench/README.md, "append").
+# function. The version before it must exist (no gaps). A version or event id already taken
+# makes it insert nothing, and _REFUSED_ONE says why: on its own, by a unique violation; inside
+# a caller's transaction, which an error would abort, by skipping the row (ON CONFLICT, whose
+# speculative insertion costs the common case a little). bg_append_events costs about a quarter
+# of the throughput for the same row (bench/README.md, "append").
 _APPEND_ONE = """
 INSERT INTO events (stream_id, version, event_id, type, schema_version, data, metadata)
 SELECT $1, $2::integer + 1, $3, $4, $5, $6, $7
  WHERE $2 = 0 OR EXISTS (SELECT FROM events WHERE stream_id = $1 AND version = $2)
-    ON CONFLICT DO NOTHING
 """
+_APPEND_ONE_IN_TRANSACTION = _APPEND_ONE + "    ON CONFLICT DO NOTHING\n"
 
 _REFUSED_ONE = """
 SELECT (SELECT coalesce(max(version), 0) FROM events WHERE stream_id = $1) AS version,
@@ -175,21 +178,20 @@ class EventStore:
             raise InvalidEvent("stream_id must be a non-empty string")
         if not events:
             raise InvalidEvent("append needs at least one event")
-        if int(expected_version) < ExpectedVersion.ANY:
+        expected = int(expected_version)  # plain ints from here: IntEnum comparisons are slow
+        if expected < _ANY:
             raise InvalidEvent(
                 f"expected_version must be >= 0 or an ExpectedVersion, got {expected_version}"
             )
-        rows = [self.encode(new) for new in events]
         executor: Executor = connection if connection is not None else self._pool
         version: int
         try:
-            if len(rows) == 1 and expected_version >= ExpectedVersion.NO_STREAM:
-                version = await _append_one(executor, stream_id, expected_version, rows[0])
+            if len(events) == 1 and expected >= _NO_STREAM:
+                version = await _append_one(executor, stream_id, expected, self.encode(events[0]))
             else:
+                rows = [self.encode(new) for new in events]
                 columns = [list(column) for column in zip(*rows, strict=True)]
-                version = await executor.fetchval(
-                    _APPEND, stream_id, int(expected_version), *columns
-                )
+                version = await executor.fetchval(_APPEND, stream_id, expected, *columns)
         except asyncpg.PostgresError as e:
             raise translate_error(e, stream_id, expected_version) from e
         except (OSError, asyncpg.InterfaceError) as e:
@@ -296,9 +298,16 @@ async def _append_one(
     executor: Executor, stream_id: str, expected: int, event: EncodedEvent
 ) -> int:
     event_id, type_name, schema_version, data, _ = event
-    after = max(int(expected), 0)  # NO_STREAM is version 0
+    after = expected if expected > 0 else 0  # NO_STREAM is version 0
     # execute, not fetchval: no row to decode, which costs asyncpg more than the insert's check.
-    if await executor.execute(_APPEND_ONE, stream_id, after, *event) == "INSERT 0 1":
+    if isinstance(executor, asyncpg.Pool):
+        try:
+            inserted = await executor.execute(_APPEND_ONE, stream_id, after, *event)
+        except asyncpg.UniqueViolationError:
+            inserted = "INSERT 0 0"
+    else:
+        inserted = await executor.execute(_APPEND_ONE_IN_TRANSACTION, stream_id, after, *event)
+    if inserted == "INSERT 0 1":
         return after + 1
     # Nothing inserted: a retry of this very event, an id reused, or a version taken. Read in
     # a statement of its own, so a racing append that has committed since is seen.
