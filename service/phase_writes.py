@@ -36,7 +36,7 @@ SELECT $6, 1, $7, $8, $9, $10, $11 FROM claimed
 
 # bg_append_events raises when another process (recovery) recorded this attempt's outcome
 # first, which undoes the whole statement: the key's answer and the appointment too.
-_RECORD = """
+_APPEND_AND_ANSWER = """
 WITH appended AS (
     SELECT bg_append_events($1, $2, $3, $4, $5, $6, $7) AS version
 ), answered AS (
@@ -44,19 +44,13 @@ WITH appended AS (
        SET status = $10, response_status = $11, response_body = $12, finished_at = $13
      WHERE key = $8 AND attempt_id = $9
     RETURNING 1
-)
+)"""
+
+_RECORD = f"""{_APPEND_AND_ANSWER}
 SELECT version FROM appended
 """
 
-_RECORD_CONFIRMED = f"""
-WITH appended AS (
-    SELECT bg_append_events($1, $2, $3, $4, $5, $6, $7) AS version
-), answered AS (
-    UPDATE idempotency_keys
-       SET status = $10, response_status = $11, response_body = $12, finished_at = $13
-     WHERE key = $8 AND attempt_id = $9
-    RETURNING 1
-), appointment AS (
+_RECORD_CONFIRMED = f"""{_APPEND_AND_ANSWER}, appointment AS (
     {appointments.insert_statement(first=14).strip()}
     RETURNING 1
 )
