@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 
 import asyncpg
@@ -346,3 +347,27 @@ async def test_an_append_wakes_listeners_after_it_commits(
             await woken.wait()
     finally:
         await listener.close()
+
+
+async def test_appends_during_the_wake_interval_share_one_more_wake_up(
+    db: asyncpg.Pool, database_url: str
+) -> None:
+    store = EventStore(db, wake_interval=1.0)
+    notifications: list[float] = []
+    listener = await asyncpg.connect(database_url)
+    try:
+        await listener.add_listener("bg_events", lambda *_: notifications.append(time.monotonic()))
+        await store.append("s-1", [bump()], expected_version=ExpectedVersion.NO_STREAM)
+        await wait_until(lambda: _at_least(notifications, 1))
+        # Within the interval: no NOTIFY of their own, one shared when the interval ends.
+        for version in (1, 2, 3):
+            await store.append("s-1", [bump()], expected_version=version)
+        await wait_until(lambda: _at_least(notifications, 2))
+        await store.close()
+        assert len(notifications) == 2
+    finally:
+        await listener.close()
+
+
+async def _at_least(items: list[float], n: int) -> bool:
+    return len(items) >= n
