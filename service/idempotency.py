@@ -15,7 +15,8 @@ from typing import Any
 
 from events.store import Connection
 
-_INSERT = """
+# A new key, in flight; nothing (no row returned) when the key exists. phase_writes embeds it.
+INSERT_KEY = """
 INSERT INTO idempotency_keys (key, fingerprint, attempt_id, status, holder, locked_at,
                               first_called_at, created_at, attempt_ids)
 VALUES ($1, $2, $3, 'in_flight', $4, $5, $5, $5, ARRAY[$3::uuid])
@@ -71,7 +72,7 @@ async def insert(
     now: datetime,
 ) -> bool:
     """Claim a new key; False when it already exists."""
-    inserted = await connection.fetchval(_INSERT, key, fingerprint, attempt_id, holder, now)
+    inserted = await connection.fetchval(INSERT_KEY, key, fingerprint, attempt_id, holder, now)
     return inserted is not None
 
 

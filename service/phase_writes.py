@@ -20,15 +20,12 @@ from events.booking import BookingConfirmed
 from events.errors import DatabaseUnavailable
 from events.store import EncodedEvent, translate_error
 from projections import appointments
+from service import idempotency
 
 # The intent is the first event of a new stream (the attempt's id is new): version 1, no check.
-_CLAIM = """
+_CLAIM = f"""
 WITH claimed AS (
-    INSERT INTO idempotency_keys (key, fingerprint, attempt_id, status, holder, locked_at,
-                                  first_called_at, created_at, attempt_ids)
-    VALUES ($1, $2, $3, 'in_flight', $4, $5, $5, $5, ARRAY[$3::uuid])
-        ON CONFLICT (key) DO NOTHING
-    RETURNING key
+{idempotency.INSERT_KEY.strip()}
 )
 INSERT INTO events (stream_id, version, event_id, type, schema_version, data, metadata)
 SELECT $6, 1, $7, $8, $9, $10, $11 FROM claimed
