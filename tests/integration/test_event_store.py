@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 from pydantic import ValidationError
 
+from events.database import create_pool
 from events.errors import EventIdConflict, InvalidEvent, UnknownEventType, WrongExpectedVersion
 from events.models import Event, NewEvent, RecordedEvent, register
 from events.store import START, Cursor, EventStore, ExpectedVersion
@@ -44,8 +46,10 @@ async def count_events(pool: asyncpg.Pool) -> int:
 
 
 @pytest.fixture
-def store(db: asyncpg.Pool) -> EventStore:
-    return EventStore(db, max_event_bytes=4096)
+async def store(db: asyncpg.Pool) -> AsyncIterator[EventStore]:
+    store = EventStore(db, max_event_bytes=4096)
+    yield store
+    await store.close()
 
 
 async def test_append_returns_new_version_and_reads_back_in_order(store: EventStore) -> None:
@@ -352,11 +356,20 @@ async def test_an_append_wakes_listeners_after_it_commits(
 async def test_appends_during_the_wake_interval_share_one_more_wake_up(
     db: asyncpg.Pool, database_url: str
 ) -> None:
-    store = EventStore(db, wake_interval=1.0)
+    # A pool of one connection of its own: stores of earlier tests share the session's loop and
+    # may still send their last wake-up, so only NOTIFYs from this backend count.
+    pool = await create_pool(database_url, min_size=1, max_size=1)
+    store = EventStore(pool, wake_interval=1.0)
+    own_pid = await pool.fetchval("SELECT pg_backend_pid()")
     notifications: list[float] = []
+
+    def heard(_: object, pid: int, channel: str, payload: object) -> None:
+        if pid == own_pid:
+            notifications.append(time.monotonic())
+
     listener = await asyncpg.connect(database_url)
     try:
-        await listener.add_listener("bg_events", lambda *_: notifications.append(time.monotonic()))
+        await listener.add_listener("bg_events", heard)
         await store.append("s-1", [bump()], expected_version=ExpectedVersion.NO_STREAM)
         await wait_until(lambda: _at_least(notifications, 1))
         # Within the interval: no NOTIFY of their own, one shared when the interval ends.
@@ -367,6 +380,7 @@ async def test_appends_during_the_wake_interval_share_one_more_wake_up(
         assert len(notifications) == 2
     finally:
         await listener.close()
+        await pool.close()
 
 
 async def _at_least(items: list[float], n: int) -> bool:
