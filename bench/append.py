@@ -119,10 +119,14 @@ async def pgbench_events(ctx: Context, tag: str, clients: int, size: int) -> flo
     return size * await pgbench_tps(ctx, script, clients=clients, variables=variables)
 
 
+async def warm_up(ctx: Context, make: Callable[[str], Operation], tag: str, tasks: int) -> None:
+    """A short untimed run of `tasks` tasks, each on a stream of its own."""
+    await throughput([make(f"{tag}-warm-{i}") for i in range(tasks)], min(0.3, ctx.seconds / 4))
+
+
 async def measure(ctx: Context, make: Callable[[str], Operation], tag: str, tasks: int) -> float:
     """Events/s of `tasks` tasks, each on its stream, after a short untimed warm-up."""
-    warm = [make(f"{tag}-warm-{i}") for i in range(tasks)]
-    await throughput(warm, min(0.3, ctx.seconds / 4))
+    await warm_up(ctx, make, tag, tasks)
     return await throughput([make(f"{tag}-{i}") for i in range(tasks)], ctx.seconds)
 
 
@@ -144,8 +148,7 @@ async def measure_pair(ctx: Context, tag: str, size: int, tasks: int) -> dict[st
     rates: dict[str, list[float]] = {STORE: [], BARE: []}
     try:
         for variant, make in makers.items():
-            warm = [make(f"{tag}-{variant.split()[0]}-warm-{i}") for i in range(tasks)]
-            await throughput(warm, min(0.3, ctx.seconds / 4))
+            await warm_up(ctx, make, f"{tag}-{variant.split()[0]}", tasks)
         slice_seconds = 2 * ctx.seconds / SLICES
         for n in range(SLICES):
             for variant in (STORE, BARE) if n % 2 == 0 else (BARE, STORE):

@@ -189,8 +189,7 @@ class EventStore:
             if len(events) == 1 and expected >= _NO_STREAM:
                 version = await _append_one(executor, stream_id, expected, self.encode(events[0]))
             else:
-                rows = [self.encode(new) for new in events]
-                columns = [list(column) for column in zip(*rows, strict=True)]
+                columns = batch_columns([self.encode(new) for new in events])
                 version = await executor.fetchval(_APPEND, stream_id, expected, *columns)
         except asyncpg.PostgresError as e:
             raise translate_error(e, stream_id, expected_version) from e
@@ -292,6 +291,11 @@ class EventStore:
             return await self._pool.fetchrow(query, *args)
         except (OSError, asyncpg.InterfaceError) as e:
             raise DatabaseUnavailable(str(e)) from e
+
+
+def batch_columns(rows: Sequence[EncodedEvent]) -> list[list[Any]]:
+    """Encoded events as bg_append_events takes them: one array per column."""
+    return [list(column) for column in zip(*rows, strict=True)]
 
 
 async def _append_one(

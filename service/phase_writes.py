@@ -18,7 +18,7 @@ import asyncpg
 
 from events.booking import BookingConfirmed
 from events.errors import DatabaseUnavailable
-from events.store import EncodedEvent, translate_error
+from events.store import EncodedEvent, batch_columns, translate_error
 from projections import appointments
 from service import idempotency
 
@@ -98,8 +98,7 @@ async def record(
     Raises AppointmentExists when the unique index refuses the appointment (layer 4) and
     WrongExpectedVersion when the stream moved on; either way nothing was written.
     """
-    columns = [list(column) for column in zip(*events, strict=True)]
-    args: list[Any] = [stream_id, expected_version, *columns]
+    args: list[Any] = [stream_id, expected_version, *batch_columns(events)]
     args += [key, attempt_id, key_status, response_status, response_body, now]
     statement = _RECORD
     if confirmed is not None:
@@ -107,11 +106,13 @@ async def record(
         args += appointments.confirmed_values(confirmed)
     try:
         version: int = await pool.fetchval(statement, *args)
-    except asyncpg.UniqueViolationError as e:
-        if confirmed is not None and e.constraint_name == appointments.UNIQUE_INDEX:
-            raise appointments.AppointmentExists(confirmed.booking_uid) from e
-        raise translate_error(e, stream_id, expected_version) from e
     except asyncpg.PostgresError as e:
+        if (
+            confirmed is not None
+            and isinstance(e, asyncpg.UniqueViolationError)
+            and e.constraint_name == appointments.UNIQUE_INDEX
+        ):
+            raise appointments.AppointmentExists(confirmed.booking_uid) from e
         raise translate_error(e, stream_id, expected_version) from e
     except (OSError, asyncpg.InterfaceError) as e:
         raise DatabaseUnavailable(f"could not record the outcome of {stream_id!r}: {e}") from e
