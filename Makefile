@@ -16,11 +16,12 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/booking-guard serve
 
-## test: set up and run every check: ruff, mypy and the whole pytest suite
+## test: set up and run every check: ruff, mypy, the import contracts and the whole pytest suite
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/pytest
 
 lint: $(STAMP)

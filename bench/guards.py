@@ -21,9 +21,9 @@ import asyncpg
 from aiohttp import web
 
 from bench.harness import Context, Figure, Samples
+from service.api.keys import POOL
 from service.app import PoolAppointmentLookup
-from service.calcom.port import CalcomBooking, to_calcom_time
-from service.guards import (
+from service.booking.guards import (
     AppointmentLookup,
     AttemptFacts,
     ExistingAppointment,
@@ -31,7 +31,7 @@ from service.guards import (
     default_guards,
     run_guards,
 )
-from service.keys import POOL
+from service.calcom.port import CalcomBooking, to_calcom_time
 
 BUDGET_SECONDS = 90
 TARGET_P99_MS = 1.0

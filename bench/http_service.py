@@ -27,7 +27,7 @@ from aiohttp.typedefs import Handler
 from bench.http_world import CALCOM_HEADER, HANDLER_HEADER
 from service.app import create_app
 from service.calcom.client import HttpCalcomClient
-from service.logs import configure_logging
+from service.ops.logs import configure_logging
 from service.settings import Settings
 
 _calcom_seconds: ContextVar[list[float] | None] = ContextVar("bench_calcom_seconds", default=None)

@@ -23,7 +23,7 @@ from typing import Any
 
 import aiohttp
 
-from service.calcom.simulator import CalcomSimulator
+from service.calcom.simulator.server import CalcomSimulator
 from service.calcom.wiring import serve_simulator
 
 PLAIN_EVENT_TYPE = 1002  # the simulator's plain event type: a new slot is always a new booking

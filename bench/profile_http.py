@@ -34,7 +34,7 @@ from bench.http_world import Load, LoadGenerator, Simulator, load_generator, sim
 from bench.profile_append import machine_busy
 from bench.report import RESULTS_DIR
 from bench.server import bench_database, server_dsn
-from service.keys import POOL
+from service.api.keys import POOL
 
 
 def pool_connections(service: Service) -> list[asyncpg.Connection]:

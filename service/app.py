@@ -1,36 +1,57 @@
-"""The composition root: `create_app` builds and wires every dependency at call time."""
+"""The composition root: `create_app` builds and wires every dependency at call time.
+
+Every lifetime lives here as one `cleanup_ctx` generator (STYLE.md 21): the database, the
+projectors, the Cal.com client and workflow, background attempts and the recovery loop. The
+modules that define those objects know nothing of aiohttp's app.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
+import asyncpg
 from aiohttp import web
 
 from events.database import apply_schema, create_pool, start_embedded
 from events.store import EventStore
-from projections import appointments, catalog
+from projections import catalog
 from projections.projectors import run_projectors
-from service.async_attempts import background_attempts
-from service.audit_routes import add_audit_routes
-from service.auth import auth_middlewares
-from service.booking_routes import add_booking_routes
+from service.api.audit import add_audit_routes
+from service.api.auth import auth_middlewares
+from service.api.bookings import add_booking_routes
+from service.api.errors import json_errors
+from service.api.keys import (
+    BACKGROUND_ATTEMPTS,
+    CLOCK,
+    DSN,
+    METRICS,
+    POOL,
+    PROJECTORS,
+    RECOVERY,
+    SETTINGS,
+    STORE,
+    WORKFLOW,
+)
+from service.api.openapi.document import add_openapi_route
+from service.api.operations import add_operations_routes
+from service.api.telemetry import telemetry
+from service.api.webhooks_calcom import add_calcom_routes
+from service.api.webhooks_retell import add_retell_routes
+from service.booking.appointment_lookup import PoolAppointmentLookup
+from service.booking.background import BackgroundAttempts
+from service.booking.clock import Clock, SystemClock
+from service.booking.guards import default_guards
+from service.booking.models import AttemptOutcome
+from service.booking.recovery import RecoveryLoop
+from service.booking.workflow import BookingWorkflow
 from service.calcom.port import CalcomClient
-from service.clock import Clock, SystemClock
-from service.guards import ExistingAppointment, default_guards
-from service.health import add_operations_routes
-from service.http_errors import json_errors
-from service.http_telemetry import telemetry
-from service.keys import CLOCK, DSN, POOL, PROJECTORS, SETTINGS, STORE, WORKFLOW
-from service.metrics import METRICS, Metrics
-from service.openapi import add_openapi_route
-from service.recovery import recovery_loop
+from service.calcom.wiring import open_calcom
+from service.ops.metrics import Metrics
 from service.settings import Settings
-from service.webhooks_calcom import add_calcom_routes
-from service.webhooks_retell import add_retell_routes
-from service.workflow import BookingWorkflow
 
 log = logging.getLogger(__name__)
 
@@ -44,22 +65,15 @@ async def resolve_dsn(settings: Settings) -> str:
     return await asyncio.to_thread(start_embedded, settings.data_dir)
 
 
-class PoolAppointmentLookup:
-    """The existing-appointment guard's port, over the appointments table."""
-
-    def __init__(self, app: web.Application) -> None:
-        self._app = app
-
-    async def by_booking_uid(self, booking_uid: str) -> ExistingAppointment | None:
-        row = await appointments.by_booking_uid(self._app[POOL], booking_uid)
-        if row is None:
-            return None
-        return ExistingAppointment(
-            appointment_id=row["appointment_id"],
-            call_id=row["call_id"],
-            attempt_id=row["attempt_id"],
-            booking_uid=row["booking_uid"],
-        )
+@asynccontextmanager
+async def command_database(settings: Settings) -> AsyncIterator[tuple[asyncpg.Pool, EventStore]]:
+    """The database of a command other than `serve`: a small pool and the store over it."""
+    pool = await create_pool(await resolve_dsn(settings), min_size=1, max_size=4)
+    try:
+        await apply_schema(pool)
+        yield pool, EventStore(pool)
+    finally:
+        await pool.close()
 
 
 def create_app(
@@ -80,6 +94,9 @@ def create_app(
     app[CLOCK] = clock
     metrics = app[METRICS] = Metrics()
 
+    def observe_outcome(outcome: AttemptOutcome) -> None:
+        metrics.observe_outcome(outcome.status, outcome.guard, outcome.reason)
+
     async def database(app: web.Application) -> AsyncIterator[None]:
         dsn = await resolve_dsn(settings)
         # The request path holds no session state, so its pool skips asyncpg's reset query;
@@ -96,10 +113,14 @@ def create_app(
             await pool.close()
 
     async def calcom_client(app: web.Application) -> AsyncIterator[None]:
-        from service.calcom.wiring import open_calcom
-
-        async with open_calcom(settings, given=calcom, on_request=metrics.observe_calcom) as client:
-            lookup = PoolAppointmentLookup(app)
+        api_key = settings.calcom_api_key
+        async with open_calcom(
+            api_key=api_key.get_secret_value() if api_key is not None else None,
+            base_url=settings.calcom_base_url,
+            given=calcom,
+            on_request=metrics.observe_calcom,
+        ) as client:
+            lookup = PoolAppointmentLookup(app[POOL])
             guards = (
                 default_guards(
                     max_age=timedelta(seconds=settings.freshness_max_age_seconds), lookup=lookup
@@ -115,7 +136,7 @@ def create_app(
                 guards=guards,
                 fallback_email=settings.fallback_email,
                 in_flight_grace=timedelta(seconds=settings.recovery_grace_seconds),
-                observer=metrics.observe_outcome,
+                observer=observe_outcome,
             )
             yield
 
@@ -129,10 +150,27 @@ def create_app(
         finally:
             await pool.close()
 
+    async def background_attempts(app: web.Application) -> AsyncIterator[None]:
+        # Its tasks end before the pool and the Cal.com client close (cleanup runs in reverse).
+        tracker = app[BACKGROUND_ATTEMPTS] = BackgroundAttempts()
+        yield
+        await tracker.close()
+
+    async def recovery_loop(app: web.Application) -> AsyncIterator[None]:
+        interval = settings.recovery_interval_seconds
+        if interval <= 0:
+            log.warning("BOOKING_GUARD_RECOVERY_INTERVAL_SECONDS is 0: no recovery loop here")
+            yield
+            return
+        loop = app[RECOVERY] = RecoveryLoop(
+            app[WORKFLOW], app[POOL], clock, interval=interval, metrics=metrics
+        )
+        async with loop.running():
+            yield
+
     app.cleanup_ctx.append(database)
     app.cleanup_ctx.append(projectors)
     app.cleanup_ctx.append(calcom_client)
-    # After the pool and Cal.com client, so its tasks end before either closes.
     app.cleanup_ctx.append(background_attempts)
     app.cleanup_ctx.append(recovery_loop)
     add_operations_routes(app)

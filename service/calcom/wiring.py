@@ -10,30 +10,30 @@ from aiohttp import web
 
 from service.calcom.client import HttpCalcomClient, RequestObserver
 from service.calcom.port import CalcomClient
-from service.calcom.simulator import CalcomSimulator
-from service.settings import Settings
+from service.calcom.simulator.server import CalcomSimulator
 
 log = logging.getLogger(__name__)
 
 
 @asynccontextmanager
 async def open_calcom(
-    settings: Settings,
     *,
+    api_key: str | None,
+    base_url: str,
     given: CalcomClient | None = None,
     on_request: RequestObserver | None = None,
 ) -> AsyncIterator[CalcomClient]:
-    """Yield the Cal.com client for these settings, closing what was opened here.
+    """Yield the Cal.com client for this key (the simulator without one), closing it after.
 
     `on_request` (metrics) observes each HTTP request of a client built here, not of `given`.
     """
     if given is not None:
         yield given
         return
-    if settings.calcom_api_key is not None:
+    if api_key is not None:
         async with HttpCalcomClient(
-            api_key=settings.calcom_api_key.get_secret_value(),
-            base_url=settings.calcom_base_url,
+            api_key=api_key,
+            base_url=base_url,
             on_request=on_request,
         ) as client:
             yield client

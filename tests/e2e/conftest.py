@@ -13,10 +13,10 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from service.app import create_app
+from service.booking.clock import FakeClock
 from service.calcom.client import HttpCalcomClient
-from service.calcom.simulator import CalcomSimulator
+from service.calcom.simulator.server import CalcomSimulator
 from service.calcom.wiring import serve_simulator
-from service.clock import FakeClock
 from service.settings import Settings
 
 # 11:04:27 in Berlin on the day of the incident; the slot is 2025-10-10 08:00 Berlin.

@@ -17,9 +17,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from service.app import create_app
-from service.calcom.simulator import CalcomSimulator
+from service.booking.clock import Clock
+from service.calcom.simulator.server import CalcomSimulator
 from service.calcom.wiring import serve_simulator
-from service.clock import Clock
 from service.settings import Settings
 
 Client = TestClient[Any, Any]

@@ -12,7 +12,7 @@ import orjson
 from aiohttp import ClientResponse
 from retell.lib.webhook_auth import symmetric
 
-from service.signatures import calcom_signature
+from service.api.signatures import calcom_signature
 from tests.e2e.conftest import Harness
 
 RETELL_KEY = "key_retell_test"

@@ -74,7 +74,7 @@ async def test_webhooks_need_their_signature_not_a_token(guarded: Harness) -> No
 async def test_without_tokens_the_api_is_open_with_one_warning(
     make_harness: MakeHarness, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="service.auth"):
+    with caplog.at_level(logging.WARNING, logger="service.api.auth"):
         harness = await make_harness()
     warnings = [r for r in caplog.records if "BOOKING_GUARD_API_TOKENS" in r.getMessage()]
     assert len(warnings) == 1

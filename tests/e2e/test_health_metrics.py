@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from projections import catalog, checkpoints
-from service.calcom.simulator import CalcomSimulator
+from service.calcom.simulator.server import CalcomSimulator
 from tests.conftest import wait_until
 from tests.e2e.conftest import CALL_687, CALL_688, MakeHarness, attempt_body
 from tests.e2e.served import (

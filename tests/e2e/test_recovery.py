@@ -9,13 +9,13 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from service.attempts import ClaimedAttempt
-from service.booking_models import BookingRequest
+from service.api.keys import POOL, WORKFLOW
+from service.booking.attempt import ClaimedAttempt
+from service.booking.clock import FakeClock
+from service.booking.models import BookingRequest
+from service.booking.recovery import RecoveryLoop
 from service.calcom.client import HttpCalcomClient
-from service.calcom.simulator import CalcomSimulator
-from service.clock import FakeClock
-from service.keys import POOL, WORKFLOW
-from service.recovery import RecoveryLoop
+from service.calcom.simulator.server import CalcomSimulator
 from tests.conftest import wait_until
 from tests.e2e.conftest import CALL_687, CALL_688, MakeHarness, attempt_body
 from tests.e2e.served import body, future_slot, served_app, simulator_on_loopback, value

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from service.logs import build_handler
+from service.ops.logs import build_handler
 from service.settings import Settings
 from tests.e2e.conftest import CALL_687, MakeHarness, attempt_body
 

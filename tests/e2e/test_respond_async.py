@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.async_attempts import BACKGROUND_ATTEMPTS
+from service.api.keys import BACKGROUND_ATTEMPTS
 from tests.conftest import wait_until
 from tests.e2e.conftest import Harness, MakeHarness, attempt_body
 

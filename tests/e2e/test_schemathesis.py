@@ -30,8 +30,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from service.async_attempts import BACKGROUND_ATTEMPTS, BackgroundAttempts
-from service.signatures import calcom_signature, retell_signature
+from service.api.keys import BACKGROUND_ATTEMPTS
+from service.api.signatures import calcom_signature, retell_signature
+from service.booking.background import BackgroundAttempts
 from tests.conftest import wait_until
 from tests.e2e.conftest import INCIDENT_MORNING, PLAIN, RETURNS_EXISTING, Harness, MakeHarness
 from tests.e2e.signed import CALCOM_PATH, CALCOM_SECRET, RETELL_KEY, RETELL_PATH, now_ms

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from service.signatures import calcom_signature
+from service.api.signatures import calcom_signature
 from tests.e2e.conftest import CALL_687, PLAIN, Harness, MakeHarness, attempt_body
 from tests.e2e.signed import CALCOM_SECRET, post_calcom
 

@@ -25,8 +25,8 @@ from events.models import Event, NewEvent
 from events.store import EventStore
 from projections import rejections
 from projections.projectors import run_projectors
-from service.audit_routes import add_audit_routes
-from service.keys import POOL, STORE
+from service.api.audit import add_audit_routes
+from service.api.keys import POOL, STORE
 from tests.integration.test_projector import horizon_passed, last_appended
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)

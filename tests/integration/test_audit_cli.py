@@ -12,9 +12,9 @@ import pytest
 from events.store import EventStore
 from projections import audit
 from projections.rebuild import Progress
-from service.audit_cli import audit_command as run_audit
-from service.audit_cli import booking_json, render_booking, render_call
-from service.replay_cli import ProgressPrinter, replay_command
+from service.cli.audit import audit_command as run_audit
+from service.cli.audit import booking_json, render_booking, render_call
+from service.cli.replay import ProgressPrinter, replay_command
 from service.settings import Settings
 from tests.integration.test_audit import record_incident
 

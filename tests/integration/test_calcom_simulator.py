@@ -18,12 +18,12 @@ from service.calcom.port import (
     CalcomUnavailable,
     CreateBooking,
 )
-from service.calcom.simulator import CalcomSimulator
-from service.calcom.simulator_event_types import (
+from service.calcom.simulator.event_types import (
     CONFIRMATION_EVENT_TYPE_ID,
     INCIDENT_EVENT_TYPE_ID,
     PLAIN_EVENT_TYPE_ID,
 )
+from service.calcom.simulator.server import CalcomSimulator
 
 # The incident: call 687 booked at 11:04:27 Berlin, call 688 asked 35 minutes later.
 BOOKED_687 = datetime(2025, 10, 6, 9, 4, 27, 2000, tzinfo=UTC)

@@ -6,7 +6,7 @@ import asyncpg
 
 from events.models import Event, NewEvent, register
 from events.store import EventStore, ExpectedVersion
-from service.ledger_counts import LedgerCounts
+from service.ops.ledger_counts import LedgerCounts
 
 
 @register

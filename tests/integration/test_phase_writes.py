@@ -14,7 +14,7 @@ from events.errors import WrongExpectedVersion
 from events.models import NewEvent
 from events.store import EventStore
 from projections import appointments
-from service import phase_writes
+from service.booking import phase_writes
 from tests.integration.test_event_store import bump
 
 NOW = datetime(2025, 10, 10, 7, 0, tzinfo=UTC)

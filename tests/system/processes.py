@@ -31,7 +31,7 @@ def free_port() -> int:
 
 @dataclass
 class ServiceProcess:
-    """One `python -m service.cli serve` child with its own port and log file."""
+    """One `python -m service.cli.main serve` child with its own port and log file."""
 
     port: int
     log_path: Path
@@ -89,7 +89,7 @@ class Services:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "service.cli",
+            "service.cli.main",
             "serve",
             "--host",
             "127.0.0.1",

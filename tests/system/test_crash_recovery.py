@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 
 from events.booking import attempt_stream
-from service.calcom.simulator import CalcomSimulator
+from service.calcom.simulator.server import CalcomSimulator
 from tests.conftest import wait_until
 from tests.e2e.served import body, future_slot
 from tests.system.processes import Services

@@ -14,7 +14,7 @@ import aiohttp
 import asyncpg
 import pytest
 
-from service.calcom.simulator import CalcomSimulator
+from service.calcom.simulator.server import CalcomSimulator
 from tests.conftest import wait_until
 from tests.e2e.served import body
 from tests.system.dedicated_postgres import DedicatedPostgres

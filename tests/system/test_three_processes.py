@@ -10,7 +10,7 @@ import aiohttp
 import asyncpg
 import pytest
 
-from service.calcom.simulator import CalcomSimulator
+from service.calcom.simulator.server import CalcomSimulator
 from tests.e2e.served import body, future_slot, samples
 from tests.system.processes import Services
 

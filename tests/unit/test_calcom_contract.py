@@ -18,8 +18,8 @@ from aiohttp.test_utils import TestServer
 
 from service.calcom.client import HttpCalcomClient
 from service.calcom.port import CreateBooking
-from service.calcom.simulator import CalcomSimulator
-from service.calcom.simulator_event_types import INCIDENT_EVENT_TYPE_ID, PLAIN_EVENT_TYPE_ID
+from service.calcom.simulator.event_types import INCIDENT_EVENT_TYPE_ID, PLAIN_EVENT_TYPE_ID
+from service.calcom.simulator.server import CalcomSimulator
 
 SPEC_PATH = (
     Path(__file__).resolve().parents[2].parent

@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from service.calcom.port import CalcomBooking
-from service.guards import (
+from service.booking.guards import (
     AttemptFacts,
     ExistingAppointment,
     call_identity,
@@ -19,6 +18,7 @@ from service.guards import (
     run_guards,
     slot_match,
 )
+from service.calcom.port import CalcomBooking
 
 CALLED_AT = datetime(2025, 10, 6, 9, 40, 0, tzinfo=UTC)
 SLOT = datetime(2025, 10, 10, 6, 0, tzinfo=UTC)

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from service.logs import bind, build_handler, log_scope, use_json
-from service.redaction import Redactor, mask_phone
+from service.ops.logs import bind, build_handler, log_scope, use_json
+from service.ops.redaction import Redactor, mask_phone
 from service.settings import Settings
 
 
@@ -157,10 +157,10 @@ def test_human_format_on_a_terminal_json_elsewhere() -> None:
     stream = Terminal()
     handler = build_handler(_settings(log_format="auto"), stream)
     record = logging.LogRecord(
-        "service.workflow", logging.WARNING, __file__, 1, "to x@example.com", None, None
+        "service.booking.workflow", logging.WARNING, __file__, 1, "to x@example.com", None, None
     )
     record.call_id = "call_1"
     handler.handle(record)
     line = stream.getvalue()
-    assert "WARNING service.workflow: to x***@example.com  call=call_1" in line
+    assert "WARNING service.booking.workflow: to x***@example.com  call=call_1" in line
     assert not line.startswith("{")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from service.database_status import (
+from service.ops.database_status import (
     DatabaseStatus,
     OpenTransaction,
     ProjectionStatus,

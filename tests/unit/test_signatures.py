@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from retell.lib.webhook_auth import symmetric
 
-from service.signatures import (
+from service.api.signatures import (
     SignatureInvalid,
     calcom_signature,
     retell_signature,

@@ -1,0 +1,170 @@
+"""Retell's custom function call for booking: its arguments as a booking request, and the
+outcome as one short sentence the agent can say (Retell hands the body to its LLM)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from service.booking.attempt import AttemptInFlight, BookingInputError, IdempotencyKeyReused
+from service.booking.models import PHONE_PATTERN, AttemptOutcome, BookingRequest, CallId
+from service.booking.workflow import BookingWorkflow
+
+BOOKING_FUNCTIONS = frozenset({"book_appointment"})
+# The request's field names as the agent's function arguments spell them.
+_ARG_NAMES = {
+    "attendee.name": "name",
+    "attendee.email": "email",
+    "attendee.time_zone": "time_zone",
+    "attendee.phone_number": "phone",
+    "call_id": "call.call_id",
+}
+
+
+def _clipped(limit: int) -> BeforeValidator:
+    # Descriptive fields are cut rather than refused: losing a whole webhook for a long
+    # disconnection reason would cost more than the characters do.
+    return BeforeValidator(lambda v: v[:limit] if isinstance(v, str) else v)
+
+
+Short = Annotated[str, _clipped(128)]
+
+
+class RetellCall(BaseModel):
+    """The `call` object Retell sends with function calls and lifecycle webhooks."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    call_id: CallId
+    agent_id: Short | None = None
+    call_status: Short | None = None
+    direction: Short | None = None
+    from_number: Short | None = None
+    to_number: Short | None = None
+    start_timestamp: int | None = Field(None, ge=0, lt=2**53)
+    end_timestamp: int | None = Field(None, ge=0, lt=2**53)
+    disconnection_reason: Short | None = None
+    call_analysis: dict[str, Any] | None = None
+
+
+class RetellFunctionCall(BaseModel):
+    """A custom function call: the function's name, the call, the LLM's arguments."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    name: str = Field(max_length=64)
+    call: RetellCall
+    args: dict[str, Any]
+
+
+def booking_request(call: RetellCall, args: dict[str, Any]) -> BookingRequest:
+    """The booking request the arguments describe; raises pydantic's ValidationError."""
+    time_zone = args.get("time_zone")
+    phone = args.get("phone")
+    if phone is None and call.from_number and re.fullmatch(PHONE_PATTERN, call.from_number):
+        phone = call.from_number
+    attendee: dict[str, Any] = {"name": args.get("name"), "time_zone": time_zone}
+    if args.get("email") is not None:
+        attendee["email"] = args["email"]
+    if phone is not None:
+        attendee["phone_number"] = phone
+    metadata = {"source": "retell"}
+    if call.agent_id:
+        metadata["retell_agent_id"] = call.agent_id
+    return BookingRequest.model_validate(
+        {
+            "call_id": call.call_id,
+            "event_type_id": args.get("event_type_id"),
+            "start": _localised(args.get("start"), time_zone),
+            "attendee": attendee,
+            "metadata": metadata,
+        }
+    )
+
+
+def _localised(start: Any, time_zone: Any) -> Any:
+    """An LLM often says `2025-10-10T08:00` meaning the caller's local time: give it the zone."""
+    if not isinstance(start, str) or not isinstance(time_zone, str):
+        return start
+    try:
+        moment = datetime.fromisoformat(start)
+        zone = ZoneInfo(time_zone)
+    except (ValueError, ZoneInfoNotFoundError):
+        return start
+    if moment.tzinfo is not None:
+        return start
+    return moment.replace(tzinfo=zone).isoformat()
+
+
+def _invalid(fields: list[str], reason: str | None = None) -> dict[str, Any]:
+    names = ", ".join(dict.fromkeys(_ARG_NAMES.get(f, f) for f in fields))
+    message = reason or f"I could not use {names}"
+    return {
+        "result": "invalid",
+        "message": f"{message}. Please check with the caller and try again.",
+        "invalid_args": sorted({_ARG_NAMES.get(f, f) for f in fields}),
+    }
+
+
+async def answer_booking_call(
+    workflow: BookingWorkflow, call: RetellCall, args: dict[str, Any]
+) -> dict[str, Any]:
+    """Book what the function call asks for and say how it went."""
+    try:
+        request = booking_request(call, args)
+    except ValidationError as e:
+        fields = [".".join(str(p) for p in err["loc"]) or "args" for err in e.errors()]
+        return _invalid(fields)
+    try:
+        result = await workflow.book(request, correlation_id=call.call_id)
+    except BookingInputError as e:
+        return _invalid([e.field], f"The {_ARG_NAMES.get(e.field, e.field)} {e.message}")
+    except IdempotencyKeyReused:
+        return {
+            "result": "conflict",
+            "message": "This call already asked for that time with other details. "
+            "Please confirm the details with the caller.",
+        }
+    except AttemptInFlight:
+        return {
+            "result": "pending",
+            "message": "I am still booking that time. Please wait a moment and try again.",
+        }
+    return spoken(result.outcome, request.attendee.time_zone)
+
+
+def spoken(outcome: AttemptOutcome, time_zone: str) -> dict[str, Any]:
+    """The outcome as Retell's LLM should hear it."""
+    body: dict[str, Any] = {"attempt_id": str(outcome.attempt_id)}
+    if outcome.status == "confirmed" and outcome.appointment is None:
+        return {**body, "result": "confirmed", "message": "That booking is confirmed."}
+    if outcome.status == "confirmed" and outcome.appointment is not None:
+        when = outcome.appointment.start.astimezone(ZoneInfo(time_zone))
+        return {
+            **body,
+            "result": "confirmed",
+            "message": f"Booked for {when:%A} {when.day} {when:%B} at {when:%H:%M}.",
+            "appointment_id": str(outcome.appointment.appointment_id),
+            "start": when.isoformat(),
+        }
+    if outcome.status == "rejected":
+        return {
+            **body,
+            "result": "slot_taken",
+            "message": "That time is not available. Please offer the caller another time.",
+        }
+    if outcome.status == "failed" and not outcome.retryable:
+        return {
+            **body,
+            "result": "failed",
+            "message": "The calendar could not take this booking. Please offer another time.",
+        }
+    return {
+        **body,
+        "result": "try_again",
+        "message": "The calendar did not answer in time. Please try again in a moment.",
+    }

@@ -1,0 +1,106 @@
+"""One booking attempt as the workflow carries it, and the errors that stop one early."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from events.booking import BookingRequested
+from events.models import EventMetadata
+from service.booking.guards import AttemptFacts
+from service.booking.models import AttemptOutcome
+from service.calcom.port import CreateBooking
+
+
+class BookingInputError(ValueError):
+    """The request is well-formed JSON but cannot be booked as it stands (HTTP 422)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class IdempotencyKeyReused(Exception):
+    """The key was used before for a different request body (HTTP 422)."""
+
+
+class AttemptInFlight(Exception):
+    """An attempt with this key is still running (HTTP 409 with Retry-After)."""
+
+    def __init__(self, attempt_id: uuid.UUID, retry_after: int) -> None:
+        super().__init__(f"attempt {attempt_id} with this idempotency key is still in flight")
+        self.attempt_id = attempt_id
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True, slots=True)
+class BookingResult:
+    outcome: AttemptOutcome
+    replayed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One attempt as the workflow drives it."""
+
+    attempt_id: uuid.UUID
+    key: str
+    requested: BookingRequested
+    first_called_at: datetime
+    # Every attempt under this key: a booking carrying any of these ids is ours.
+    own_attempt_ids: frozenset[uuid.UUID]
+    correlation_id: str | None
+
+    @property
+    def facts(self) -> AttemptFacts:
+        return AttemptFacts(
+            attempt_id=self.attempt_id,
+            call_id=self.requested.call_id,
+            start=self.requested.start,
+            attendee_email=self.requested.attendee.email,
+            first_called_at=self.first_called_at,
+        )
+
+    def create_request(self) -> CreateBooking:
+        r = self.requested
+        return CreateBooking(
+            event_type_id=r.event_type_id,
+            start=r.start,
+            attendee_name=r.attendee.name,
+            attendee_time_zone=r.attendee.time_zone,
+            attendee_email=r.attendee.email,
+            attendee_phone_number=r.attendee.phone_number,
+            metadata={**r.metadata, "call_id": r.call_id, "attempt_id": str(self.attempt_id)},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedAttempt:
+    """An attempt whose intent is recorded and whose key this process holds."""
+
+    attempt: Attempt
+    reconcile: bool
+
+    @property
+    def attempt_id(self) -> uuid.UUID:
+        return self.attempt.attempt_id
+
+
+def plus_address(mailbox: str, call_id: str) -> str:
+    """`termin@example.com` -> `termin+<call_id>@example.com`: one attendee address per call."""
+    local, _, domain = mailbox.partition("@")
+    tag = "".join(c for c in call_id if c.isalnum() or c in "-_.")[:64]
+    return f"{local}+{tag}@{domain}"
+
+
+def default_holder() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def event_metadata(holder: str, correlation_id: str | None) -> EventMetadata:
+    """The metadata of every event this process writes for a request."""
+    return EventMetadata(correlation_id=correlation_id, producer=holder)

@@ -1,0 +1,267 @@
+"""Phase 3 of a booking: the outcome events, the appointment and the key's answer, at once.
+
+A confirmation inserts the appointment in the statement that appends BookingConfirmed
+(service/phase_writes.py), so the unique index on booking_uid refuses a second appointment
+(layer 4) before the confirmation can land; the refusal then becomes a rejection, recorded in a
+statement of its own.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+
+import asyncpg
+
+from events.booking import (
+    BookingConfirmed,
+    BookingFailed,
+    BookingRejected,
+    CalcomBookingReceived,
+    attempt_stream,
+)
+from events.errors import WrongExpectedVersion
+from events.models import Event, NewEvent
+from events.store import EventStore
+from projections import appointments
+from service.booking import phase_writes
+from service.booking.attempt import Attempt, event_metadata
+from service.booking.clock import Clock
+from service.booking.guards import ChainResult
+from service.booking.models import AttemptOutcome
+from service.booking.outcomes import (
+    appointment_from,
+    appointment_from_row,
+    failure_reason,
+    failure_status,
+    outcome_from_events,
+    rejected_outcome,
+)
+from service.calcom.port import CalcomBooking, CalcomError, CalcomSlotUnavailable
+
+Observer = Callable[[AttemptOutcome], None]
+
+
+class OutcomeRecorder:
+    """Turns what Cal.com and the guards said into the attempt's one outcome."""
+
+    def __init__(
+        self,
+        *,
+        pool: asyncpg.Pool,
+        store: EventStore,
+        clock: Clock,
+        holder: str,
+        observer: Observer | None = None,
+    ) -> None:
+        self._pool = pool
+        self._store = store
+        self._clock = clock
+        self._holder = holder
+        # Told of each outcome this process records (metrics); never of replays.
+        self._observer = observer
+
+    def received(
+        self, attempt: Attempt, booking: CalcomBooking, *, reconciled: bool
+    ) -> CalcomBookingReceived:
+        return CalcomBookingReceived(
+            attempt_id=attempt.attempt_id,
+            call_id=attempt.requested.call_id,
+            booking_uid=booking.uid,
+            booking_id=booking.id,
+            status=booking.status,
+            start=booking.start,
+            end=booking.end,
+            created_at=booking.created_at,
+            booking_metadata=booking.metadata,
+            attendees=[a.model_dump(exclude_none=True) for a in booking.attendees],
+            first_called_at=attempt.first_called_at,
+            received_at=self._clock.now(),
+            reconciled=reconciled,
+        )
+
+    async def confirm(
+        self,
+        attempt: Attempt,
+        received: CalcomBookingReceived,
+        booking: CalcomBooking,
+        chain: ChainResult,
+    ) -> AttemptOutcome:
+        r = attempt.requested
+        confirmed = BookingConfirmed(
+            attempt_id=attempt.attempt_id,
+            appointment_id=attempt.attempt_id,
+            call_id=r.call_id,
+            booking_uid=booking.uid,
+            booking_id=booking.id,
+            event_type_id=r.event_type_id,
+            start=booking.start or r.start,
+            end=booking.end,
+            attendee_name=r.attendee.name,
+            attendee_email=r.attendee.email,
+            confirmed_at=self._clock.now(),
+        )
+        outcome = AttemptOutcome(
+            attempt_id=attempt.attempt_id,
+            status="confirmed",
+            appointment=appointment_from(confirmed),
+            detail={"notes": chain.notes} if chain.notes else None,
+            status_code=201,
+        )
+        try:
+            return await self._record(attempt, [received, confirmed], outcome, apply=confirmed)
+        except appointments.AppointmentExists:
+            # Layer 4: a race none of the other layers could see. The confirmation rolled back
+            # with the refused insert; the attempt is rejected instead.
+            rejected = self._rejected_event(
+                attempt,
+                guard="database_constraint",
+                layer=4,
+                reason="duplicate_booking",
+                detail={"booking_uid": booking.uid, "constraint": appointments.UNIQUE_INDEX},
+                booking_uid=booking.uid,
+            )
+            return await self._record(
+                attempt, [received, rejected], rejected_outcome(attempt.attempt_id, rejected)
+            )
+
+    async def already_confirmed(
+        self, attempt: Attempt, received: CalcomBookingReceived, chain: ChainResult
+    ) -> AttemptOutcome:
+        existing = chain.existing
+        assert existing is not None
+        rejected = self._rejected_event(
+            attempt,
+            guard="existing_appointment",
+            layer=3,
+            reason="already_confirmed_for_call",
+            detail={"appointment_id": str(existing.appointment_id)},
+            booking_uid=existing.booking_uid,
+        )
+        row = await appointments.get(self._pool, existing.appointment_id)
+        outcome = AttemptOutcome(
+            attempt_id=attempt.attempt_id,
+            status="confirmed",
+            appointment=appointment_from_row(row) if row else None,
+            detail={"existing_attempt_id": str(existing.attempt_id)},
+            status_code=200,
+        )
+        return await self._record(attempt, [received, rejected], outcome)
+
+    async def reject(
+        self, attempt: Attempt, received: CalcomBookingReceived, chain: ChainResult
+    ) -> AttemptOutcome:
+        first = chain.rejection
+        assert first is not None
+        rejected = self._rejected_event(
+            attempt,
+            guard=first.guard,
+            layer=first.layer,
+            reason=first.reason or "rejected",
+            detail={**first.detail, "failures": chain.failures(), "notes": chain.notes},
+            booking_uid=received.booking_uid,
+        )
+        return await self._record(
+            attempt, [received, rejected], rejected_outcome(attempt.attempt_id, rejected)
+        )
+
+    async def reject_by_calcom(
+        self, attempt: Attempt, error: CalcomSlotUnavailable
+    ) -> AttemptOutcome:
+        rejected = self._rejected_event(
+            attempt,
+            guard="calcom",
+            layer=None,
+            reason="slot_unavailable",
+            detail={"calcom_status": error.status, "calcom_message": error.message},
+        )
+        return await self._record(
+            attempt, [rejected], rejected_outcome(attempt.attempt_id, rejected)
+        )
+
+    async def fail(
+        self, attempt: Attempt, error: CalcomError, *, retryable: bool
+    ) -> AttemptOutcome:
+        reason = failure_reason(error, retryable=retryable)
+        failed = BookingFailed(
+            attempt_id=attempt.attempt_id,
+            call_id=attempt.requested.call_id,
+            reason=reason,
+            retryable=retryable,
+            status_code=error.status,
+            message=error.message,
+            failed_at=self._clock.now(),
+        )
+        outcome = AttemptOutcome(
+            attempt_id=attempt.attempt_id,
+            status="failed",
+            reason=reason,
+            retryable=retryable,
+            detail={"calcom_status": error.status, "calcom_message": error.message},
+            status_code=failure_status(error, retryable=retryable),
+        )
+        return await self._record(attempt, [failed], outcome)
+
+    def _rejected_event(
+        self,
+        attempt: Attempt,
+        *,
+        guard: str,
+        layer: int | None,
+        reason: str,
+        detail: dict[str, object],
+        booking_uid: str | None = None,
+    ) -> BookingRejected:
+        return BookingRejected(
+            attempt_id=attempt.attempt_id,
+            call_id=attempt.requested.call_id,
+            guard=guard,
+            layer=layer,
+            reason=reason,
+            detail=detail,
+            booking_uid=booking_uid,
+            rejected_at=self._clock.now(),
+        )
+
+    async def _record(
+        self,
+        attempt: Attempt,
+        events: Sequence[Event],
+        outcome: AttemptOutcome,
+        *,
+        apply: BookingConfirmed | None = None,
+    ) -> AttemptOutcome:
+        """Phase 3: the outcome events, the appointment and the key's answer, atomically."""
+        key_status = "retryable" if outcome.status == "failed" and outcome.retryable else "finished"
+        metadata = event_metadata(self._holder, attempt.correlation_id)
+        try:
+            await phase_writes.record(
+                self._pool,
+                stream_id=attempt_stream(attempt.attempt_id),
+                expected_version=1,  # after the intent
+                events=[self._store.encode(NewEvent(e, metadata=metadata)) for e in events],
+                key=attempt.key,
+                attempt_id=attempt.attempt_id,
+                key_status=key_status,
+                response_status=outcome.status_code or 200,
+                response_body=outcome.model_dump(mode="json"),
+                now=self._clock.now(),
+                confirmed=apply,
+            )
+        except WrongExpectedVersion:
+            # Another process (recovery) recorded this attempt's outcome first: answer with it.
+            recorded = await self.outcome_of(attempt.attempt_id)
+            if recorded is None:
+                raise
+            return recorded
+        self._store.wake_subscribers()
+        if self._observer is not None:
+            self._observer(outcome)
+        return outcome
+
+    async def outcome_of(self, attempt_id: uuid.UUID) -> AttemptOutcome | None:
+        """The attempt's outcome as the ledger has it; `pending` while in flight."""
+        events = await self._store.read_stream(attempt_stream(attempt_id))
+        if not events:
+            return None
+        return await outcome_from_events(self._pool, attempt_id, [e.event for e in events])

@@ -1,0 +1,119 @@
+"""The two writes of a booking attempt, each one statement and so one round trip.
+
+Phase 1 claims the idempotency key and appends BookingRequested; phase 3 appends the outcome
+events, inserts the appointment of a confirmation and stores the key's answer. Each is a single
+statement in its own implicit transaction, so it is atomic without BEGIN and COMMIT: what a
+transaction around separate statements cost was most of an attempt's round trips (10 → 4,
+bench/README.md). Either phase writes all of its rows or none.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from events.booking import BookingConfirmed
+from events.errors import DatabaseUnavailable
+from events.store import EncodedEvent, batch_columns, translate_error
+from projections import appointments
+from service.booking import idempotency
+
+# The intent is the first event of a new stream (the attempt's id is new): version 1, no check.
+_CLAIM = f"""
+WITH claimed AS (
+{idempotency.INSERT_KEY.strip()}
+)
+INSERT INTO events (stream_id, version, event_id, type, schema_version, data, metadata)
+SELECT $6, 1, $7, $8, $9, $10, $11 FROM claimed
+"""
+
+# bg_append_events raises when another process (recovery) recorded this attempt's outcome
+# first, which undoes the whole statement: the key's answer and the appointment too.
+_APPEND_AND_ANSWER = """
+WITH appended AS (
+    SELECT bg_append_events($1, $2, $3, $4, $5, $6, $7) AS version
+), answered AS (
+    UPDATE idempotency_keys
+       SET status = $10, response_status = $11, response_body = $12, finished_at = $13
+     WHERE key = $8 AND attempt_id = $9
+    RETURNING 1
+)"""
+
+_RECORD = f"""{_APPEND_AND_ANSWER}
+SELECT version FROM appended
+"""
+
+_RECORD_CONFIRMED = f"""{_APPEND_AND_ANSWER}, appointment AS (
+    {appointments.insert_statement(first=14).strip()}
+    RETURNING 1
+)
+SELECT version FROM appended
+"""
+
+
+async def claim(
+    pool: asyncpg.Pool,
+    key: str,
+    *,
+    fingerprint: str,
+    attempt_id: uuid.UUID,
+    holder: str,
+    now: datetime,
+    stream_id: str,
+    intent: EncodedEvent,
+) -> bool:
+    """Claim a new key and append its intent; False (nothing written) when the key exists."""
+    try:
+        status = await pool.execute(
+            _CLAIM, key, fingerprint, attempt_id, holder, now, stream_id, *intent
+        )
+    except asyncpg.PostgresError as e:
+        raise translate_error(e, stream_id, 0) from e
+    except (OSError, asyncpg.InterfaceError) as e:
+        raise DatabaseUnavailable(f"could not claim {key!r}: {e}") from e
+    return bool(status == "INSERT 0 1")
+
+
+async def record(
+    pool: asyncpg.Pool,
+    *,
+    stream_id: str,
+    expected_version: int,
+    events: Sequence[EncodedEvent],
+    key: str,
+    attempt_id: uuid.UUID,
+    key_status: str,
+    response_status: int,
+    response_body: dict[str, Any],
+    now: datetime,
+    confirmed: BookingConfirmed | None = None,
+) -> int:
+    """Append the outcome, store the key's answer and, for a confirmation, insert the
+    appointment; return the stream's new version.
+
+    Raises AppointmentExists when the unique index refuses the appointment (layer 4) and
+    WrongExpectedVersion when the stream moved on; either way nothing was written.
+    """
+    args: list[Any] = [stream_id, expected_version, *batch_columns(events)]
+    args += [key, attempt_id, key_status, response_status, response_body, now]
+    statement = _RECORD
+    if confirmed is not None:
+        statement = _RECORD_CONFIRMED
+        args += appointments.confirmed_values(confirmed)
+    try:
+        version: int = await pool.fetchval(statement, *args)
+    except asyncpg.PostgresError as e:
+        if (
+            confirmed is not None
+            and isinstance(e, asyncpg.UniqueViolationError)
+            and e.constraint_name == appointments.UNIQUE_INDEX
+        ):
+            raise appointments.AppointmentExists(confirmed.booking_uid) from e
+        raise translate_error(e, stream_id, expected_version) from e
+    except (OSError, asyncpg.InterfaceError) as e:
+        raise DatabaseUnavailable(f"could not record the outcome of {stream_id!r}: {e}") from e
+    return version

@@ -1,0 +1,324 @@
+"""The booking workflow: intent, Cal.com, guards, outcome, as atomic phases (DESIGN.md §9).
+
+No transaction is ever open while Cal.com is being called: the intent commits before the call
+and the outcome commits in a statement of its own after it, so a slow Cal.com never holds back
+the transaction horizon every projector reads behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import asyncpg
+
+from events.booking import Attendee, BookingRequested, attempt_stream
+from events.models import NewEvent
+from events.store import Connection, EventStore, ExpectedVersion
+from service.booking import idempotency, phase_writes
+from service.booking.attempt import (
+    Attempt,
+    AttemptInFlight,
+    BookingInputError,
+    BookingResult,
+    ClaimedAttempt,
+    IdempotencyKeyReused,
+    default_holder,
+    event_metadata,
+    plus_address,
+)
+from service.booking.clock import Clock
+from service.booking.guards import Guard, run_guards
+from service.booking.models import AttemptOutcome, BookingRequest
+from service.booking.outcome_recorder import Observer, OutcomeRecorder
+from service.calcom.port import (
+    CalcomBooking,
+    CalcomClient,
+    CalcomRejected,
+    CalcomSlotUnavailable,
+    CalcomUnavailable,
+)
+from service.ops.logs import bind
+
+log = logging.getLogger(__name__)
+
+MAX_BOOKING_HORIZON = timedelta(days=2 * 366)
+
+
+class BookingWorkflow:
+    """Books through Cal.com exactly once per idempotency key, with every step in the ledger."""
+
+    def __init__(
+        self,
+        *,
+        pool: asyncpg.Pool,
+        store: EventStore,
+        calcom: CalcomClient,
+        clock: Clock,
+        guards: Sequence[Guard],
+        fallback_email: str | None = None,
+        in_flight_grace: timedelta = timedelta(seconds=150),
+        holder: str | None = None,
+        observer: Observer | None = None,
+    ) -> None:
+        self._pool = pool
+        self._store = store
+        self._calcom = calcom
+        self._clock = clock
+        self._guards = list(guards)
+        self._fallback_email = fallback_email
+        self._grace = in_flight_grace
+        self._holder = holder or default_holder()
+        self._outcomes = OutcomeRecorder(
+            pool=pool, store=store, clock=clock, holder=self._holder, observer=observer
+        )
+
+    async def book(
+        self,
+        request: BookingRequest,
+        *,
+        idempotency_key: str | None = None,
+        correlation_id: str | None = None,
+    ) -> BookingResult:
+        """Book one slot for one call; a repeated key answers as before."""
+        claimed = await self.claim(
+            request, idempotency_key=idempotency_key, correlation_id=correlation_id
+        )
+        if isinstance(claimed, BookingResult):
+            return claimed
+        return BookingResult(await self.drive(claimed), replayed=False)
+
+    async def claim(
+        self,
+        request: BookingRequest,
+        *,
+        idempotency_key: str | None = None,
+        correlation_id: str | None = None,
+    ) -> BookingResult | ClaimedAttempt:
+        """Phase 1 alone: the stored answer of a repeated key, or an attempt to `drive`.
+
+        Split from `book` so that an asynchronous submission can name its attempt (and let the
+        producer poll it) before Cal.com is called.
+        """
+        now = self._clock.now()
+        self._check_start(request, now)
+        requested = BookingRequested(
+            attempt_id=uuid.uuid4(),
+            call_id=request.call_id,
+            event_type_id=request.event_type_id,
+            start=request.start,
+            attendee=self._attendee_to_send(request),
+            metadata=request.metadata,
+            idempotency_key=idempotency_key or request.derived_key(),
+            fingerprint=request.fingerprint(),
+            requested_at=now,
+        )
+        return await self._claim(requested, correlation_id)
+
+    async def drive(self, claimed: ClaimedAttempt) -> AttemptOutcome:
+        """Phases 2 and 3 of a claimed attempt: call Cal.com, judge, record the outcome."""
+        return await self._drive(claimed.attempt, reconcile=claimed.reconcile)
+
+    def _check_start(self, request: BookingRequest, now: datetime) -> None:
+        if request.start <= now:
+            raise BookingInputError("start", f"{request.start.isoformat()} is in the past")
+        if request.start > now + MAX_BOOKING_HORIZON:
+            raise BookingInputError("start", "is more than two years ahead")
+
+    def _attendee_to_send(self, request: BookingRequest) -> Attendee:
+        # Layer 0: never one shared address, or Cal.com hands back another caller's booking.
+        email = request.attendee.email
+        if email is None:
+            if self._fallback_email is None:
+                raise BookingInputError(
+                    "attendee.email", "is required (BOOKING_GUARD_FALLBACK_EMAIL is not set)"
+                )
+            email = plus_address(self._fallback_email, request.call_id)
+        return Attendee(
+            name=request.attendee.name,
+            email=email,
+            time_zone=request.attendee.time_zone,
+            phone_number=request.attendee.phone_number,
+        )
+
+    async def _claim(
+        self, requested: BookingRequested, correlation_id: str | None
+    ) -> BookingResult | ClaimedAttempt:
+        """Phase 1: claim the key and append the intent, atomically."""
+        key = requested.idempotency_key
+        now = requested.requested_at
+        if await phase_writes.claim(
+            self._pool,
+            key,
+            fingerprint=requested.fingerprint,
+            attempt_id=requested.attempt_id,
+            holder=self._holder,
+            now=now,
+            stream_id=attempt_stream(requested.attempt_id),
+            intent=self._store.encode(self._intent(requested, correlation_id)),
+        ):
+            attempt = self._attempt(requested, now, [requested.attempt_id], correlation_id)
+            return ClaimedAttempt(attempt, reconcile=False)
+
+        # The key exists (or did a moment ago): decide under its row lock.
+        async with self._pool.acquire() as conn, conn.transaction():
+            if await idempotency.insert(
+                conn,
+                key,
+                fingerprint=requested.fingerprint,
+                attempt_id=requested.attempt_id,
+                holder=self._holder,
+                now=now,
+            ):
+                await self._append_intent(conn, requested, correlation_id)
+                attempt = self._attempt(requested, now, [requested.attempt_id], correlation_id)
+                return ClaimedAttempt(attempt, reconcile=False)
+
+            row = await idempotency.lock(conn, key)
+            if row.fingerprint != requested.fingerprint:
+                raise IdempotencyKeyReused(
+                    f"idempotency key {key!r} was used for a different request"
+                )
+            if row.status == "finished" and row.response_body is not None:
+                return BookingResult(AttemptOutcome.model_validate(row.response_body), True)
+            if row.status == "in_flight":
+                if not idempotency.is_stale(row, now=now, grace=self._grace):
+                    retry_after = max(1, int((row.locked_at + self._grace - now).total_seconds()))
+                    raise AttemptInFlight(row.attempt_id, min(retry_after, 5))
+                # The holder died mid-attempt: drive its attempt to an outcome, checking
+                # Cal.com for the booking it may already have made.
+                await idempotency.take_over(conn, key, holder=self._holder, now=now)
+                original = await self._load_intent(row.attempt_id)
+                attempt = self._attempt(
+                    original, row.first_called_at, row.attempt_ids, correlation_id
+                )
+                return ClaimedAttempt(attempt, reconcile=True)
+            # A retryable failure: a new attempt that looks for the earlier one's booking first.
+            retry = requested.model_copy(update={"retry_of": row.attempt_id})
+            await idempotency.open_retry(
+                conn, key, attempt_id=retry.attempt_id, holder=self._holder, now=now
+            )
+            await self._append_intent(conn, retry, correlation_id)
+            ids = [*row.attempt_ids, retry.attempt_id]
+            attempt = self._attempt(retry, row.first_called_at, ids, correlation_id)
+            return ClaimedAttempt(attempt, reconcile=True)
+
+    def _attempt(
+        self,
+        requested: BookingRequested,
+        first_called_at: datetime,
+        attempt_ids: Sequence[uuid.UUID],
+        correlation_id: str | None,
+    ) -> Attempt:
+        # Every later log line of this request or recovery names the call and the attempt.
+        bind(
+            call_id=requested.call_id,
+            attempt_id=requested.attempt_id,
+            correlation_id=correlation_id,
+        )
+        return Attempt(
+            attempt_id=requested.attempt_id,
+            key=requested.idempotency_key,
+            requested=requested,
+            first_called_at=first_called_at,
+            own_attempt_ids=frozenset(attempt_ids),
+            correlation_id=correlation_id,
+        )
+
+    def _intent(self, requested: BookingRequested, correlation_id: str | None) -> NewEvent:
+        return NewEvent(requested, metadata=event_metadata(self._holder, correlation_id))
+
+    async def _append_intent(
+        self, conn: Connection, requested: BookingRequested, correlation_id: str | None
+    ) -> None:
+        await self._store.append(
+            attempt_stream(requested.attempt_id),
+            [self._intent(requested, correlation_id)],
+            expected_version=ExpectedVersion.NO_STREAM,
+            connection=conn,
+        )
+
+    async def _load_intent(self, attempt_id: uuid.UUID) -> BookingRequested:
+        events = await self._store.read_stream(attempt_stream(attempt_id), limit=1)
+        if not events or not isinstance(events[0].event, BookingRequested):
+            raise LookupError(f"attempt {attempt_id} has no BookingRequested event")
+        return events[0].event
+
+    async def recover_stale(self, *, limit: int = 10) -> list[AttemptOutcome]:
+        """Recovery: drive attempts whose holder went quiet for longer than the grace period.
+
+        The keys are taken over in one short transaction (SKIP LOCKED, so several processes
+        share the work), then each attempt is driven outside it, reconciling with Cal.com first.
+        """
+        now = self._clock.now()
+        async with self._pool.acquire() as conn, conn.transaction():
+            keys = await idempotency.stale_keys(conn, older_than=now - self._grace, limit=limit)
+            rows = []
+            for key in keys:
+                rows.append(await idempotency.lock(conn, key))
+                await idempotency.take_over(conn, key, holder=self._holder, now=now)
+        outcomes = []
+        for row in rows:
+            original = await self._load_intent(row.attempt_id)
+            attempt = self._attempt(original, row.first_called_at, row.attempt_ids, None)
+            log.warning("recovering attempt %s of call %s", attempt.attempt_id, original.call_id)
+            outcomes.append(await self._drive(attempt, reconcile=True))
+        return outcomes
+
+    async def _drive(self, attempt: Attempt, *, reconcile: bool) -> AttemptOutcome:
+        """Phases 2 and 3: ask Cal.com (or find what we asked before), judge, record."""
+        try:
+            booking = await self._find_own(attempt) if reconcile else None
+            if booking is None:
+                try:
+                    booking = await self._calcom.create_booking(attempt.create_request())
+                except CalcomSlotUnavailable as taken:
+                    # The slot may be taken by our own booking: a re-drive after a crash, or the
+                    # client's retry of a create whose first answer was lost.
+                    uncertain = reconcile or taken.earlier_attempt_uncertain
+                    own = await self._find_own(attempt) if uncertain else None
+                    if own is None:
+                        raise
+                    booking = own
+        except CalcomSlotUnavailable as e:
+            return await self._outcomes.reject_by_calcom(attempt, e)
+        except CalcomRejected as e:
+            return await self._outcomes.fail(attempt, e, retryable=False)
+        except CalcomUnavailable as e:
+            return await self._outcomes.fail(attempt, e, retryable=True)
+
+        received = self._outcomes.received(attempt, booking, reconciled=reconcile)
+        chain = await run_guards(self._guards, attempt.facts, booking)
+        if chain.rejection is not None:
+            return await self._outcomes.reject(attempt, received, chain)
+        if chain.existing is not None:
+            return await self._outcomes.already_confirmed(attempt, received, chain)
+        return await self._outcomes.confirm(attempt, received, booking, chain)
+
+    async def _find_own(self, attempt: Attempt) -> CalcomBooking | None:
+        email = attempt.requested.attendee.email
+        if email is None:
+            return None
+        found = await self._calcom.find_bookings(
+            attendee_email=email,
+            event_type_id=attempt.requested.event_type_id,
+            start=attempt.requested.start,
+        )
+        for booking in found:
+            attempt_id = (booking.metadata or {}).get("attempt_id")
+            if attempt_id is not None and _as_uuid(attempt_id) in attempt.own_attempt_ids:
+                return booking
+        return None
+
+    async def outcome_of(self, attempt_id: uuid.UUID) -> AttemptOutcome | None:
+        """The attempt's outcome as the ledger has it; `pending` while in flight."""
+        return await self._outcomes.outcome_of(attempt_id)
+
+
+def _as_uuid(value: object) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None

@@ -1,0 +1,203 @@
+"""The simulated Cal.com's `/v2/bookings` endpoints, in Cal.com's envelopes and field names."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Awaitable, Callable
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from service.calcom.port import to_calcom_time
+from service.calcom.simulator.faults import Operation
+from service.calcom.simulator.input import SimulatedError, parse_create, parse_find
+from service.calcom.simulator.surface import Simulator
+
+API_VERSION = "2024-08-13"
+
+
+Action = Callable[[Simulator, web.Request, Any], Awaitable[web.Response]]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def add_calcom_routes(app: web.Application, sim: Simulator) -> None:
+    """Register Cal.com's bookings endpoints (`/v2/bookings...`) answering from `sim`."""
+    app.router.add_post("/v2/bookings", _calcom(sim, "create", _create))
+    app.router.add_get("/v2/bookings", _calcom(sim, "find", _find))
+    app.router.add_get("/v2/bookings/{uid}", _calcom(sim, "get", _get))
+    app.router.add_post("/v2/bookings/{uid}/cancel", _calcom(sim, "cancel", _cancel))
+    app.router.add_post("/v2/bookings/{uid}/reschedule", _calcom(sim, "reschedule", _reschedule))
+
+
+def _calcom(sim: Simulator, operation: Operation, action: Action) -> Handler:
+    """Wrap a Cal.com endpoint: record, latency, auth, rate limit, version, scripted fault."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        body = await _body(request)
+        sim.record(request, body)
+        if sim.latency_ms:
+            await asyncio.sleep(sim.latency_ms / 1000)
+        limits, limited = sim.rate_headers(
+            request.headers.get("Authorization", request.remote or "")
+        )
+        answer = await _answer(sim, request, operation, action, body, limited)
+        if answer is None:  # the connection was dropped
+            return web.Response(status=204)
+        for name, value in limits.items():
+            answer.headers.setdefault(name, value)  # a 429 keeps its own Remaining: 0
+        return answer
+
+    return handler
+
+
+async def _answer(
+    sim: Simulator,
+    request: web.Request,
+    operation: Operation,
+    action: Action,
+    body: Any,
+    limited: bool,
+) -> web.Response | None:
+    if sim.api_key is not None and request.headers.get("Authorization") != f"Bearer {sim.api_key}":
+        return error_response(sim, request, 401, "UnauthorizedException", "Invalid Access Token.")
+    if limited:
+        return _throttled(sim, request, None)
+    if request.headers.get("cal-api-version") != API_VERSION:
+        return error_response(
+            sim,
+            request,
+            400,
+            "BadRequestException",
+            f"simulator: header cal-api-version: {API_VERSION} is required; without it Cal.com "
+            "silently answers from its 2024-04-15 controller with another body shape",
+        )
+    fault = sim.faults.take(operation)
+    if fault is None or fault.kind == "delay":
+        if fault is not None:
+            await asyncio.sleep(fault.delay_ms / 1000)
+        return await _run(sim, request, action, body)
+    if fault.writes_first:
+        await _run(sim, request, action, body)
+    if fault.kind in ("timeout", "timeout_after_write"):
+        await sim.hang(fault.hang_seconds)
+        return error_response(sim, request, 504, "GatewayTimeoutException", "simulated timeout")
+    if fault.kind in ("drop", "drop_after_write"):
+        _drop(request)
+        return None
+    if fault.kind == "429":
+        return _throttled(sim, request, fault.retry_after)
+    if fault.kind == "409":
+        # Cal.com's race on its own idempotency key: a bare NestJS body, no envelope.
+        return _json(409, {"statusCode": 409, "message": "booking_conflict_error"})
+    status = HTTPStatus(int(fault.kind))
+    return error_response(sim, request, status, _exception_name(status), status.phrase)
+
+
+async def _run(sim: Simulator, request: web.Request, action: Action, body: Any) -> web.Response:
+    try:
+        return await action(sim, request, body)
+    except SimulatedError as e:
+        return error_response(sim, request, e.status, e.code, e.message)
+
+
+async def _create(sim: Simulator, request: web.Request, body: Any) -> web.Response:
+    booking, _ = sim.ledger.create(parse_create(body), now=sim.now(), reject_past=sim.reject_past)
+    return _json(201, {"status": "success", "data": booking.to_calcom()})
+
+
+async def _find(sim: Simulator, request: web.Request, body: Any) -> web.Response:
+    query = parse_find(request.query)
+    page, total = sim.ledger.find(query, now=sim.now())
+    pages = math.ceil(total / query.take)
+    pagination = {
+        "totalItems": total,
+        "remainingItems": max(0, total - (query.skip + query.take)),
+        "returnedItems": len(page),
+        "itemsPerPage": query.take,
+        "currentPage": query.skip // query.take + 1,
+        "totalPages": pages,
+        "hasNextPage": query.skip + query.take < total,
+        "hasPreviousPage": query.skip > 0,
+    }
+    data = [booking.to_calcom() for booking in page]
+    return _json(200, {"status": "success", "data": data, "pagination": pagination})
+
+
+async def _get(sim: Simulator, request: web.Request, body: Any) -> web.Response:
+    booking = sim.ledger.get(request.match_info["uid"])
+    return _json(200, {"status": "success", "data": booking.to_calcom()})
+
+
+async def _cancel(sim: Simulator, request: web.Request, body: Any) -> web.Response:
+    reason = body.get("cancellationReason") if isinstance(body, dict) else None
+    if reason is not None and not isinstance(reason, str):
+        raise SimulatedError(400, "BadRequestException", "cancellationReason must be a string")
+    booking = sim.ledger.cancel(request.match_info["uid"], reason=reason, now=sim.now())
+    return _json(200, {"status": "success", "data": booking.to_calcom()})
+
+
+async def _reschedule(sim: Simulator, request: web.Request, body: Any) -> web.Response:
+    fields = body if isinstance(body, dict) else {}
+    booking = sim.ledger.reschedule(
+        request.match_info["uid"], fields, now=sim.now(), reject_past=sim.reject_past
+    )
+    return _json(201, {"status": "success", "data": booking.to_calcom()})
+
+
+async def _body(request: web.Request) -> Any:
+    """The JSON body, or None when there is none; unreadable JSON is kept as its text."""
+    if not request.can_read_body:
+        return None
+    raw = await request.read()
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return raw.decode("utf-8", "replace")
+
+
+def _drop(request: web.Request) -> None:
+    """Close the connection without an answer, as a crashed proxy would."""
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
+
+
+def _throttled(sim: Simulator, request: web.Request, retry_after: int | None) -> web.Response:
+    response = error_response(
+        sim, request, 429, "ThrottlerException", "ThrottlerException: Too Many Requests"
+    )
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    response.headers["X-RateLimit-Remaining-Default"] = "0"
+    return response
+
+
+def error_response(
+    sim: Simulator, request: web.Request, status: int, code: str, message: str
+) -> web.Response:
+    """Cal.com's error envelope."""
+    phrase = HTTPStatus(status).phrase
+    return _json(
+        status,
+        {
+            "status": "error",
+            "timestamp": to_calcom_time(sim.now()),
+            "path": request.path,
+            "error": {
+                "code": code,
+                "message": message,
+                "details": {"message": message, "error": phrase, "statusCode": status},
+            },
+        },
+    )
+
+
+def _exception_name(status: int) -> str:
+    return HTTPStatus(status).phrase.replace(" ", "") + "Exception"
+
+
+def _json(status: int, data: Any) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(data), content_type="application/json")

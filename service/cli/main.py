@@ -1,0 +1,57 @@
+"""The `booking-guard` console script: parse the command line, run one command group."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pydantic import ValidationError
+
+from service.cli import demo
+from service.cli.audit import add_audit_command, run_audit_command
+from service.cli.db import add_db_command, run_db_command
+from service.cli.replay import add_replay_commands, run_replay_command
+from service.cli.serve import add_serve_commands, run_serve, run_simulate
+from service.ops.logs import configure_logging
+from service.settings import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run one subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="booking-guard",
+        description="Books appointments in Cal.com exactly once for AI phone agents.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    add_serve_commands(commands)
+    demo.add_demo_command(commands)
+    add_replay_commands(commands)
+    add_audit_command(commands)
+    add_db_command(commands)
+
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as e:
+        print(f"booking-guard: invalid settings:\n{e}", file=sys.stderr)
+        return 2
+    configure_logging(settings)
+
+    if args.command == "serve":
+        return run_serve(args, settings)
+    elif args.command == "simulate-calcom":
+        return run_simulate(args)
+    elif args.command == "demo":
+        return demo.main(args.url, gap_seconds=args.gap_seconds, token=args.token)
+    elif args.command in ("replay", "projections"):
+        return run_replay_command(args, settings)
+    elif args.command == "audit":
+        return run_audit_command(args, settings)
+    elif args.command == "db":
+        return run_db_command(args, settings)
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""Prometheus metrics: this process's instruments, in a registry of the app's own.
+
+Two kinds, so that several processes on one database are counted right:
+
+- per process (HTTP requests, Cal.com requests and retries, the outcomes this process recorded,
+  recovery passes): plain counters and histograms; Prometheus scrapes each process as its own
+  target and adds the `instance` label, so `sum without (instance)` is the service's total;
+- global (outcomes, rejections, layer-4 refusals, events, projector lag, readiness): computed from
+  the database at scrape time by `LedgerMetrics`, identical whichever process answers; aggregate
+  with `max without (instance)`.
+
+A registry per app (not prometheus-client's global one) lets tests run several apps side by side.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.process_collector import ProcessCollector
+
+from service.ops.ledger_metrics import LedgerMetrics
+
+HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+CALCOM_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class Metrics:
+    """The instruments of one app; `observe_*` are the hooks the other modules call."""
+
+    def __init__(self, *, ledger_cache_seconds: float = 2.0) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        ProcessCollector(registry=r)
+        self.http_requests = Counter(
+            "booking_guard_http_requests",
+            "HTTP requests served by this process, by route template and status.",
+            ["method", "route", "status"],
+            registry=r,
+        )
+        self.http_seconds = Histogram(
+            "booking_guard_http_request_duration_seconds",
+            "Time to answer an HTTP request, by route template.",
+            ["method", "route"],
+            buckets=HTTP_BUCKETS,
+            registry=r,
+        )
+        self.calcom_requests = Counter(
+            "booking_guard_calcom_requests",
+            "Requests this process sent to Cal.com, by route and status (no_answer: timeout or "
+            "connection error).",
+            ["method", "route", "status"],
+            registry=r,
+        )
+        self.calcom_seconds = Histogram(
+            "booking_guard_calcom_request_duration_seconds",
+            "Time Cal.com took to answer one request (each retry counted on its own).",
+            ["method", "route"],
+            buckets=CALCOM_BUCKETS,
+            registry=r,
+        )
+        self.calcom_retries = Counter(
+            "booking_guard_calcom_retries",
+            "Requests to Cal.com that were retries of an earlier one.",
+            ["method", "route"],
+            registry=r,
+        )
+        self.outcomes = Counter(
+            "booking_guard_process_outcomes",
+            "Attempt outcomes recorded by this process (the ledger totals are "
+            "booking_guard_attempt_outcomes_total).",
+            ["outcome", "guard", "reason"],
+            registry=r,
+        )
+        self.recovered = Counter(
+            "booking_guard_recovered_attempts",
+            "Stale in-flight attempts this process's recovery loop drove to an outcome.",
+            ["outcome"],
+            registry=r,
+        )
+        self.recovery_errors = Counter(
+            "booking_guard_recovery_errors",
+            "Recovery passes that ended in an error.",
+            registry=r,
+        )
+        self.reaped_keys = Counter(
+            "booking_guard_reaped_idempotency_keys",
+            "Finished idempotency keys deleted after their retention period.",
+            registry=r,
+        )
+        self.unguarded_bookings = Counter(
+            "booking_guard_unguarded_bookings",
+            "Cal.com bookings this process saw (webhook) carrying a call_id booking-guard never "
+            "attempted; the global total is booking_guard_ledger_events_total"
+            '{type="UnguardedBookingDetected"}.',
+            registry=r,
+        )
+        self.ledger = LedgerMetrics(cache_seconds=ledger_cache_seconds)
+        r.register(self.ledger)
+
+    def observe_http(self, method: str, route: str, status: int, seconds: float) -> None:
+        """One answered HTTP request."""
+        method = method if method in _METHODS else "OTHER"
+        self.http_requests.labels(method, route, str(status)).inc()
+        self.http_seconds.labels(method, route).observe(seconds)
+
+    def observe_calcom(
+        self, method: str, route: str, status: int | None, seconds: float, attempt: int, /
+    ) -> None:
+        """HttpCalcomClient's `on_request` hook: one request to Cal.com."""
+        self.calcom_requests.labels(
+            method, route, "no_answer" if status is None else str(status)
+        ).inc()
+        self.calcom_seconds.labels(method, route).observe(seconds)
+        if attempt > 1:
+            self.calcom_retries.labels(method, route).inc()
+
+    def observe_outcome(self, status: str, guard: str | None, reason: str | None, /) -> None:
+        """The booking workflow's observer: an outcome this process has just recorded."""
+        self.outcomes.labels(status, guard or "", reason or "").inc()
+
+    def observe_unguarded_booking(self) -> None:
+        """The Cal.com webhook found a booking made behind the guard's back."""
+        self.unguarded_bookings.inc()
+
+    def exposition(self) -> bytes:
+        """The registry in Prometheus's text format."""
+        return generate_latest(self.registry)
