@@ -26,6 +26,7 @@ from service.api.bookings import add_booking_routes
 from service.api.errors import json_errors
 from service.api.keys import (
     BACKGROUND_ATTEMPTS,
+    CALCOM_CHANGES,
     CLOCK,
     DSN,
     METRICS,
@@ -43,6 +44,7 @@ from service.api.webhooks_calcom import add_calcom_routes
 from service.api.webhooks_retell import add_retell_routes
 from service.booking.appointment_lookup import PoolAppointmentLookup
 from service.booking.background import BackgroundAttempts
+from service.booking.calcom_changes import CalcomChanges
 from service.booking.clock import Clock, SystemClock
 from service.booking.guards import default_guards
 from service.booking.models import AttemptOutcome
@@ -107,6 +109,7 @@ def create_app(
             app[POOL] = pool
             app[DSN] = dsn
             store = app[STORE] = EventStore(pool)
+            app[CALCOM_CHANGES] = CalcomChanges(pool=pool, store=store)
             yield
             await store.close()
         finally:

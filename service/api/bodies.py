@@ -1,5 +1,5 @@
-"""Parsing untrusted JSON bodies: valid UTF-8, no NUL characters, and no deeper than any body we
-accept needs."""
+"""Request bodies: untrusted JSON (valid UTF-8, no NUL characters, no deeper than any body we
+accept needs), and the raw signed bytes both webhooks verify."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from aiohttp import web
 # The booking body nests three levels and Cal.com's webhook bodies about six; deeper input is
 # an attack on whoever walks it next (validators, the log's jsonb, the audit's readers).
 MAX_JSON_DEPTH = 32
+# Retell's call_ended and call_analyzed carry the whole transcript: far above the API's limit.
+WEBHOOK_MAX_BODY_BYTES = 1024 * 1024
 
 
 class UnsafeJson(ValueError):
@@ -49,3 +51,11 @@ def parse_json(raw: bytes) -> Any:
     except UnsafeJson as e:
         raise web.HTTPBadRequest(reason=str(e)) from e
     return value
+
+
+async def read_signed(request: web.Request, max_size: int = WEBHOOK_MAX_BODY_BYTES) -> bytes:
+    """The raw body, allowed up to `max_size` bytes (webhooks are bigger than API bodies).
+
+    Signatures are checked over these bytes, never over a re-serialised body.
+    """
+    return await request.clone(client_max_size=max_size).read()

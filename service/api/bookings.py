@@ -14,6 +14,7 @@ from projections import appointments
 from service.api.bodies import parse_json
 from service.api.errors import error_response, validation_detail
 from service.api.keys import POOL, WORKFLOW
+from service.api.outcomes import http_status
 from service.api.respond_async import prefers_async
 from service.api.respond_async import submit as submit_async
 from service.booking.models import Appointment, BookingRequest
@@ -57,7 +58,7 @@ async def create_attempt(request: web.Request) -> web.Response:
         )
     outcome = result.outcome
     headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
-    status = outcome.status_code or 200
+    status = http_status(outcome)
     if outcome.status == "failed" and outcome.retryable:
         headers["Retry-After"] = "5"
     return json_response(outcome.body(), status=status, headers=headers)

@@ -21,8 +21,7 @@ from pydantic import (
 )
 
 from events.booking import BookingCancelled, BookingRescheduled
-from events.calcom import CalcomBookingCreatedObserved, UnguardedBookingDetected
-from events.models import Event
+from events.calcom import CalcomBookingCreatedObserved
 
 CREATED: Final = "BOOKING_CREATED"
 CANCELLED: Final = "BOOKING_CANCELLED"
@@ -91,7 +90,9 @@ def event_id(*parts: str) -> uuid.UUID:
     return uuid.uuid5(_EVENT_IDS, "\x00".join(parts))
 
 
-def booking_change(webhook: CalcomBookingWebhook) -> tuple[str, uuid.UUID, Event]:
+def booking_change(
+    webhook: CalcomBookingWebhook,
+) -> tuple[str, uuid.UUID, BookingCancelled | BookingRescheduled]:
     """A cancellation or reschedule as (stream's booking uid, event id, event)."""
     p = webhook.payload
     call_id = p.metadata_text("call_id")
@@ -128,16 +129,4 @@ def created_observed(webhook: CalcomBookingWebhook) -> CalcomBookingCreatedObser
         end=p.endTime,
         status=p.status,
         observed_at=webhook.createdAt,
-    )
-
-
-def unguarded(observed: CalcomBookingCreatedObserved) -> UnguardedBookingDetected:
-    """The alarm for a booking whose call never went through booking-guard."""
-    assert observed.call_id is not None
-    return UnguardedBookingDetected(
-        booking_uid=observed.booking_uid,
-        call_id=observed.call_id,
-        attempt_id=observed.attempt_id,
-        start=observed.start,
-        detected_at=observed.observed_at,
     )

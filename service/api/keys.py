@@ -8,6 +8,7 @@ from aiohttp import web
 from events.store import EventStore
 from projections.projectors import Projectors
 from service.booking.background import BackgroundAttempts
+from service.booking.calcom_changes import CalcomChanges
 from service.booking.clock import Clock
 from service.booking.recovery import RecoveryLoop
 from service.booking.workflow import BookingWorkflow
@@ -24,3 +25,4 @@ PROJECTORS = web.AppKey("projectors", Projectors)
 METRICS = web.AppKey("metrics", Metrics)
 BACKGROUND_ATTEMPTS = web.AppKey("background_attempts", BackgroundAttempts)
 RECOVERY = web.AppKey("recovery", RecoveryLoop)
+CALCOM_CHANGES = web.AppKey("calcom_changes", CalcomChanges)

@@ -25,7 +25,7 @@ from events.calls import (
 from events.errors import EventIdConflict
 from events.models import EventMetadata, NewEvent
 from events.store import ExpectedVersion
-from service.api.bodies import parse_json
+from service.api.bodies import WEBHOOK_MAX_BODY_BYTES, parse_json, read_signed
 from service.api.errors import error_response
 from service.api.keys import CLOCK, SETTINGS, STORE, WORKFLOW
 from service.api.retell_booking import (
@@ -39,8 +39,6 @@ from service.api.signatures import SignatureInvalid, verify_retell
 log = logging.getLogger(__name__)
 
 PATH: Final = "/v1/webhooks/retell"
-# Retell's call_ended and call_analyzed carry the whole transcript: far above the API's limit.
-WEBHOOK_MAX_BODY_BYTES: Final = 1024 * 1024
 MAX_CALL_ANALYSIS_BYTES: Final = 16 * 1024
 _EVENT_IDS: Final = uuid.UUID("6c0b4c39-4a51-5d3e-9a52-3c1b0f6c1e11")
 LIFECYCLE: Final[dict[str, type[RetellCallEvent]]] = {
@@ -57,11 +55,6 @@ class RetellLifecycle(BaseModel):
 
     event: str = Field(max_length=64)
     call: RetellCall
-
-
-async def read_signed(request: web.Request, max_size: int) -> bytes:
-    """The raw body, allowed up to `max_size` bytes (webhooks are bigger than API bodies)."""
-    return await request.clone(client_max_size=max_size).read()
 
 
 async def retell_webhook(request: web.Request) -> web.StreamResponse:

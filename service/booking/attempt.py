@@ -16,7 +16,7 @@ from service.calcom.port import CreateBooking
 
 
 class BookingInputError(ValueError):
-    """The request is well-formed JSON but cannot be booked as it stands (HTTP 422)."""
+    """The request is well-formed JSON but cannot be booked as it stands, naming the field."""
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
@@ -25,11 +25,11 @@ class BookingInputError(ValueError):
 
 
 class IdempotencyKeyReused(Exception):
-    """The key was used before for a different request body (HTTP 422)."""
+    """The key was used before for a different request body."""
 
 
 class AttemptInFlight(Exception):
-    """An attempt with this key is still running (HTTP 409 with Retry-After)."""
+    """An attempt with this key is still running; `retry_after` says when to ask again."""
 
     def __init__(self, attempt_id: uuid.UUID, retry_after: int) -> None:
         super().__init__(f"attempt {attempt_id} with this idempotency key is still in flight")

@@ -9,7 +9,15 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 # Cal.com allows 50 metadata keys; booking-guard adds call_id and attempt_id.
 MAX_METADATA_KEYS = 48
@@ -94,7 +102,11 @@ class Appointment(BaseModel):
 
 
 class AttemptOutcome(BaseModel):
-    """What a producer is told about one attempt; stored on its idempotency key."""
+    """What a producer is told about one attempt; stored on its idempotency key.
+
+    `held` marks a confirmation of a booking the call already held (an idempotent retry): the
+    same body, which the edge answers 200 instead of 201.
+    """
 
     attempt_id: uuid.UUID
     status: Literal["pending", "confirmed", "rejected", "failed"]
@@ -103,11 +115,23 @@ class AttemptOutcome(BaseModel):
     guard: str | None = None
     detail: Any = None
     retryable: bool | None = None
-    status_code: int | None = None
+    held: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_stored_status_code(cls, data: Any) -> Any:
+        # Answers stored before the edge picked statuses carry `status_code` (200 meant held).
+        if isinstance(data, dict) and "status_code" in data:
+            stored = {k: v for k, v in data.items() if k != "status_code"}
+            stored.setdefault(
+                "held", data["status_code"] == 200 and data.get("status") == "confirmed"
+            )
+            return stored
+        return data
 
     def body(self) -> dict[str, Any]:
         """The JSON body of the contract (DESIGN.md §6), without empty fields."""
-        body = self.model_dump(mode="json", exclude_none=True, exclude={"status_code"})
+        body = self.model_dump(mode="json", exclude_none=True, exclude={"held"})
         if self.status == "failed" and not self.retryable:
             body["error"] = self.reason
         return body

@@ -1,18 +1,266 @@
-"""Outcomes of booking attempts: what the producer is told, derived from the ledger."""
+"""Outcomes of booking attempts: recorded in phase 3, and read back from the ledger.
+
+`OutcomeRecorder` turns what Cal.com and the guards said into the attempt's one outcome and
+records it atomically: the outcome events, the appointment and the key's answer. A confirmation
+inserts the appointment in the statement that appends BookingConfirmed
+(service/booking/phase_writes.py), so the unique index on booking_uid refuses a second
+appointment (layer 4) before the confirmation can land; the refusal then becomes a rejection,
+recorded in a statement of its own. `outcome_from_events` reads an outcome back from the
+attempt's stream.
+
+No HTTP status is chosen here: the edge maps each outcome to one.
+"""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import asyncpg
 
-from events.booking import BookingConfirmed, BookingFailed, BookingRejected
-from events.models import Event
+from events.booking import (
+    BookingConfirmed,
+    BookingFailed,
+    BookingRejected,
+    CalcomBookingReceived,
+    attempt_stream,
+)
+from events.errors import WrongExpectedVersion
+from events.models import Event, NewEvent
+from events.store import EventStore
 from projections import appointments
+from service.booking import phase_writes
+from service.booking.attempt import Attempt, event_metadata
+from service.booking.clock import Clock
+from service.booking.guards import ChainResult
 from service.booking.models import Appointment, AttemptOutcome
-from service.calcom.port import CalcomError
+from service.calcom.port import CalcomBooking, CalcomError, CalcomSlotUnavailable
+
+Observer = Callable[[AttemptOutcome], None]
+
+
+class OutcomeRecorder:
+    """Turns what Cal.com and the guards said into the attempt's one outcome."""
+
+    def __init__(
+        self,
+        *,
+        pool: asyncpg.Pool,
+        store: EventStore,
+        clock: Clock,
+        holder: str,
+        observer: Observer | None = None,
+    ) -> None:
+        self._pool = pool
+        self._store = store
+        self._clock = clock
+        self._holder = holder
+        # Told of each outcome this process records (metrics); never of replays.
+        self._observer = observer
+
+    def received(
+        self, attempt: Attempt, booking: CalcomBooking, *, reconciled: bool
+    ) -> CalcomBookingReceived:
+        return CalcomBookingReceived(
+            attempt_id=attempt.attempt_id,
+            call_id=attempt.requested.call_id,
+            booking_uid=booking.uid,
+            booking_id=booking.id,
+            status=booking.status,
+            start=booking.start,
+            end=booking.end,
+            created_at=booking.created_at,
+            booking_metadata=booking.metadata,
+            attendees=[a.model_dump(exclude_none=True) for a in booking.attendees],
+            first_called_at=attempt.first_called_at,
+            received_at=self._clock.now(),
+            reconciled=reconciled,
+        )
+
+    async def confirm(
+        self,
+        attempt: Attempt,
+        received: CalcomBookingReceived,
+        booking: CalcomBooking,
+        chain: ChainResult,
+    ) -> AttemptOutcome:
+        r = attempt.requested
+        confirmed = BookingConfirmed(
+            attempt_id=attempt.attempt_id,
+            appointment_id=attempt.attempt_id,
+            call_id=r.call_id,
+            booking_uid=booking.uid,
+            booking_id=booking.id,
+            event_type_id=r.event_type_id,
+            start=booking.start or r.start,
+            end=booking.end,
+            attendee_name=r.attendee.name,
+            attendee_email=r.attendee.email,
+            confirmed_at=self._clock.now(),
+        )
+        outcome = AttemptOutcome(
+            attempt_id=attempt.attempt_id,
+            status="confirmed",
+            appointment=appointment_from(confirmed),
+            detail={"notes": chain.notes} if chain.notes else None,
+        )
+        try:
+            return await self._record(attempt, [received, confirmed], outcome, apply=confirmed)
+        except appointments.AppointmentExists:
+            # Layer 4: a race none of the other layers could see. The confirmation rolled back
+            # with the refused insert; the attempt is rejected instead.
+            rejected = self._rejected_event(
+                attempt,
+                guard="database_constraint",
+                layer=4,
+                reason="duplicate_booking",
+                detail={"booking_uid": booking.uid, "constraint": appointments.UNIQUE_INDEX},
+                booking_uid=booking.uid,
+            )
+            return await self._record(
+                attempt, [received, rejected], rejected_outcome(attempt.attempt_id, rejected)
+            )
+
+    async def already_confirmed(
+        self, attempt: Attempt, received: CalcomBookingReceived, chain: ChainResult
+    ) -> AttemptOutcome:
+        existing = chain.existing
+        assert existing is not None
+        rejected = self._rejected_event(
+            attempt,
+            guard="existing_appointment",
+            layer=3,
+            reason="already_confirmed_for_call",
+            detail={"appointment_id": str(existing.appointment_id)},
+            booking_uid=existing.booking_uid,
+        )
+        row = await appointments.get(self._pool, existing.appointment_id)
+        outcome = AttemptOutcome(
+            attempt_id=attempt.attempt_id,
+            status="confirmed",
+            appointment=appointment_from_row(row) if row else None,
+            detail={"existing_attempt_id": str(existing.attempt_id)},
+            held=True,
+        )
+        return await self._record(attempt, [received, rejected], outcome)
+
+    async def reject(
+        self, attempt: Attempt, received: CalcomBookingReceived, chain: ChainResult
+    ) -> AttemptOutcome:
+        first = chain.rejection
+        assert first is not None
+        rejected = self._rejected_event(
+            attempt,
+            guard=first.guard,
+            layer=first.layer,
+            reason=first.reason or "rejected",
+            detail={**first.detail, "failures": chain.failures(), "notes": chain.notes},
+            booking_uid=received.booking_uid,
+        )
+        return await self._record(
+            attempt, [received, rejected], rejected_outcome(attempt.attempt_id, rejected)
+        )
+
+    async def reject_by_calcom(
+        self, attempt: Attempt, error: CalcomSlotUnavailable
+    ) -> AttemptOutcome:
+        rejected = self._rejected_event(
+            attempt,
+            guard="calcom",
+            layer=None,
+            reason="slot_unavailable",
+            detail={"calcom_status": error.status, "calcom_message": error.message},
+        )
+        return await self._record(
+            attempt, [rejected], rejected_outcome(attempt.attempt_id, rejected)
+        )
+
+    async def fail(
+        self, attempt: Attempt, error: CalcomError, *, retryable: bool
+    ) -> AttemptOutcome:
+        reason = failure_reason(error, retryable=retryable)
+        failed = BookingFailed(
+            attempt_id=attempt.attempt_id,
+            call_id=attempt.requested.call_id,
+            reason=reason,
+            retryable=retryable,
+            status_code=error.status,
+            message=error.message,
+            failed_at=self._clock.now(),
+        )
+        outcome = AttemptOutcome(
+            attempt_id=attempt.attempt_id,
+            status="failed",
+            reason=reason,
+            retryable=retryable,
+            detail={"calcom_status": error.status, "calcom_message": error.message},
+        )
+        return await self._record(attempt, [failed], outcome)
+
+    def _rejected_event(
+        self,
+        attempt: Attempt,
+        *,
+        guard: str,
+        layer: int | None,
+        reason: str,
+        detail: dict[str, object],
+        booking_uid: str | None = None,
+    ) -> BookingRejected:
+        return BookingRejected(
+            attempt_id=attempt.attempt_id,
+            call_id=attempt.requested.call_id,
+            guard=guard,
+            layer=layer,
+            reason=reason,
+            detail=detail,
+            booking_uid=booking_uid,
+            rejected_at=self._clock.now(),
+        )
+
+    async def _record(
+        self,
+        attempt: Attempt,
+        events: Sequence[Event],
+        outcome: AttemptOutcome,
+        *,
+        apply: BookingConfirmed | None = None,
+    ) -> AttemptOutcome:
+        """Phase 3: the outcome events, the appointment and the key's answer, atomically."""
+        key_status = "retryable" if outcome.status == "failed" and outcome.retryable else "finished"
+        metadata = event_metadata(self._holder, attempt.correlation_id)
+        try:
+            await phase_writes.record(
+                self._pool,
+                stream_id=attempt_stream(attempt.attempt_id),
+                expected_version=1,  # after the intent
+                events=[self._store.encode(NewEvent(e, metadata=metadata)) for e in events],
+                key=attempt.key,
+                attempt_id=attempt.attempt_id,
+                key_status=key_status,
+                response_status=None,  # the edge picks the status: see service/api/outcomes.py
+                response_body=outcome.model_dump(mode="json"),
+                now=self._clock.now(),
+                confirmed=apply,
+            )
+        except WrongExpectedVersion:
+            # Another process (recovery) recorded this attempt's outcome first: answer with it.
+            recorded = await self.outcome_of(attempt.attempt_id)
+            if recorded is None:
+                raise
+            return recorded
+        self._store.wake_subscribers()
+        if self._observer is not None:
+            self._observer(outcome)
+        return outcome
+
+    async def outcome_of(self, attempt_id: uuid.UUID) -> AttemptOutcome | None:
+        """The attempt's outcome as the ledger has it; `pending` while in flight."""
+        events = await self._store.read_stream(attempt_stream(attempt_id))
+        if not events:
+            return None
+        return await outcome_from_events(self._pool, attempt_id, [e.event for e in events])
 
 
 async def outcome_from_events(
@@ -27,7 +275,6 @@ async def outcome_from_events(
                     attempt_id=attempt_id,
                     status="confirmed",
                     appointment=appointment_from_row(row) if row else appointment_from(event),
-                    status_code=201,
                 )
             case BookingRejected(reason="already_confirmed_for_call"):
                 row = await appointments.by_booking_uid(pool, event.booking_uid or "")
@@ -35,7 +282,7 @@ async def outcome_from_events(
                     attempt_id=attempt_id,
                     status="confirmed",
                     appointment=appointment_from_row(row) if row else None,
-                    status_code=200,
+                    held=True,
                 )
             case BookingRejected():
                 return rejected_outcome(attempt_id, event)
@@ -77,7 +324,6 @@ def rejected_outcome(attempt_id: uuid.UUID, rejected: BookingRejected) -> Attemp
         reason=rejected.reason,
         guard=rejected.guard,
         detail=rejected.detail,
-        status_code=409,
     )
 
 
@@ -89,13 +335,3 @@ def failure_reason(error: CalcomError, *, retryable: bool) -> str:
     if error.status is None:
         return "calcom_timeout" if error.code == "timeout" else "calcom_unreachable"
     return "calcom_unavailable"
-
-
-def failure_status(error: CalcomError, *, retryable: bool) -> int:
-    if not retryable:
-        return 422
-    if error.status == 429:
-        return 503
-    if error.status is None and error.code == "timeout":
-        return 504
-    return 502

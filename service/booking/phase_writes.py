@@ -87,7 +87,7 @@ async def record(
     key: str,
     attempt_id: uuid.UUID,
     key_status: str,
-    response_status: int,
+    response_status: int | None,
     response_body: dict[str, Any],
     now: datetime,
     confirmed: BookingConfirmed | None = None,

@@ -32,7 +32,7 @@ from service.booking.attempt import (
 from service.booking.clock import Clock
 from service.booking.guards import Guard, run_guards
 from service.booking.models import AttemptOutcome, BookingRequest
-from service.booking.outcome_recorder import Observer, OutcomeRecorder
+from service.booking.outcomes import Observer, OutcomeRecorder
 from service.calcom.port import (
     CalcomBooking,
     CalcomClient,

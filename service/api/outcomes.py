@@ -1,0 +1,29 @@
+"""The one place an attempt's outcome becomes an HTTP status (STYLE.md 18).
+
+The booking room returns outcomes; what each one is on the wire is decided here, for the
+booking API, its replays and its asynchronous submissions alike (DESIGN.md §6).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from service.booking.models import AttemptOutcome
+
+# Retryable failures by reason: Cal.com rate-limited us, timed out, or answered with an error.
+_FAILED_RETRYABLE: Final = {"calcom_rate_limited": 503, "calcom_timeout": 504}
+
+
+def http_status(outcome: AttemptOutcome) -> int:
+    """201 confirmed, 200 already held by the call, 409 rejected, 422/5xx failed, 202 pending."""
+    match outcome.status:
+        case "confirmed":
+            return 200 if outcome.held else 201
+        case "rejected":
+            return 409
+        case "failed" if not outcome.retryable:
+            return 422
+        case "failed":
+            return _FAILED_RETRYABLE.get(outcome.reason or "", 502)
+        case _:
+            return 202
