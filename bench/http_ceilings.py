@@ -8,7 +8,7 @@ Each serves `POST /v1/booking-attempts` from this process, under the same load a
    confirmation (the idempotency key, BookingRequested through bg_append_events, the guard's
    appointment lookup, then the appointment, CalcomBookingReceived + BookingConfirmed and the
    key's answer) with statements in transactions, as booking-guard did before
-   service/phase_writes.py, on a pool built like its own (no reset query): 11 round trips;
+   service/booking/phase_writes.py, on a pool built like its own (no reset query): 11 round trips;
 4. `+ the same writes, a statement per phase`: the same rows in 3 statements (claim and intent
    in one, the lookup, the outcome in one, each a data-modifying CTE around bg_append_events),
    as booking-guard does them now.

@@ -1,6 +1,6 @@
 """`POST /v1/webhooks/retell`: Retell's booking function calls and its call lifecycle webhooks.
 
-Both come signed with `x-retell-signature` (service/signatures.py). A function call answers 200
+Both come signed with `x-retell-signature` (service/api/signatures.py). A function call answers 200
 with a sentence for the agent, whatever the booking's outcome, because Retell treats any other
 status as a failure to retry; lifecycle events are appended to the call's stream and answered 204.
 """

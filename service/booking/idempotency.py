@@ -3,7 +3,8 @@
 A key is `in_flight` while an attempt holds it, `finished` once the answer is final, and
 `retryable` after a failure a retry may fix: a retry with the same key then opens a new attempt
 instead of replaying a 503 for ever. The common path (a new key with its intent, the answer
-with the outcome) is one statement each, in service/phase_writes.py; this module holds the rest.
+with the outcome) is one statement each, in service/booking/phase_writes.py; this module holds
+the rest.
 """
 
 from __future__ import annotations

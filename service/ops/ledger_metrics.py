@@ -6,10 +6,10 @@ These come from PostgreSQL instead, so whichever process is scraped, the answer 
 truth (aggregate them with `max without (instance)`, never `sum`).
 
 The event counts come from `LedgerCounts` (exact at each look, incremental by transaction
-horizon, service/ledger_counts.py). They are exported only once the whole log has been counted,
-so a counter never appears with a partial value that Prometheus would take for a burst; every known
-guard rejection and event type is exported from zero, so the first one ever is an increase
-Prometheus can see.
+horizon, service/ops/ledger_counts.py). They are exported only once the whole log has been
+counted, so a counter never appears with a partial value that Prometheus would take for a burst;
+every known guard rejection and event type is exported from zero, so the first one ever is an
+increase Prometheus can see.
 """
 
 from __future__ import annotations

@@ -250,5 +250,5 @@ def _audit_paths() -> dict[str, Schema]:
 
 
 def all_paths() -> dict[str, Schema]:
-    """The API's paths: booking and audit (webhooks and operations are in service/openapi.py)."""
+    """The API's paths: booking and audit (webhooks and operations: openapi/document.py)."""
     return {**_booking_paths(), **_audit_paths()}
