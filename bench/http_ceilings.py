@@ -45,15 +45,14 @@ RETURNING key
 """
 _APPEND = "SELECT bg_append_events($1, $2, $3, $4, $5, $6, $7)"
 _LOOKUP = "SELECT appointment_id, call_id, attempt_id FROM appointments WHERE booking_uid = $1"
+# The appointment and its booking state, as schema.sql's bg_confirm_appointment writes them.
 _APPOINTMENT = """
-INSERT INTO appointments (appointment_id, booking_uid, booking_id, call_id, attempt_id,
-                          event_type_id, start_at, end_at, attendee_name, attendee_email,
-                          status, confirmed_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'booked', $11, $11)
+SELECT bg_confirm_appointment('booking_states', 'appointments', $1, $2, $3, $4, $5, $6, $7, $8,
+                              $9, $10, 'booked', $11)
 """
 _FINISH = """
 UPDATE idempotency_keys
-   SET status = 'finished', response_status = 201, response_body = $3, finished_at = $4
+   SET status = 'finished', response_body = $3, finished_at = $4
  WHERE key = $1 AND attempt_id = $2
 """
 
@@ -62,10 +61,10 @@ WITH claimed AS ({_CLAIM})
 SELECT bg_append_events($6, -1, $7, $8, $9, $10, $11) FROM claimed
 """
 _RECORD_FOLDED = f"""
-WITH appointment AS ({_APPOINTMENT} RETURNING 1),
+WITH appointment AS ({_APPOINTMENT} AS done),
      finished AS (
          UPDATE idempotency_keys
-            SET status = 'finished', response_status = 201, response_body = $13,
+            SET status = 'finished', response_body = $13,
                 finished_at = $14
           WHERE key = $12 AND attempt_id = $5
          RETURNING 1)

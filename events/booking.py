@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -79,6 +79,8 @@ class BookingConfirmed(Event):
     attendee_name: str
     attendee_email: str | None = None
     confirmed_at: datetime
+    # `pending`: Cal.com holds the booking awaiting the host (pending_confirmation).
+    status: Literal["booked", "pending"] = "booked"
 
 
 @register
@@ -110,6 +112,9 @@ class BookingFailed(Event):
     status_code: int | None = None
     message: str = ""
     failed_at: datetime
+    # The request may have reached Cal.com (a timeout, a dropped answer, a 5xx after sending):
+    # the reconciler looks for a booking of this attempt before anything is forgotten.
+    maybe_written: bool = False
 
 
 @register
@@ -138,7 +143,71 @@ class BookingRescheduled(Event):
     rescheduled_at: datetime
 
 
-OUTCOME_TYPES = ("BookingConfirmed", "BookingRejected", "BookingFailed")
+@register
+class BookingAlreadyHeld(Event):
+    """The call already holds an appointment for this event type and start: answered with it,
+    before (or instead of) asking Cal.com again. An outcome, neither a booking nor a refusal."""
+
+    type_name = "BookingAlreadyHeld"
+
+    attempt_id: uuid.UUID
+    call_id: str
+    appointment_id: uuid.UUID
+    booking_uid: str
+    held_at: datetime
+
+
+@register
+class BookingAccepted(Event):
+    """Cal.com holds the booking as accepted: a host confirmed a pending request (read back)."""
+
+    type_name = "BookingAccepted"
+
+    booking_uid: str
+    call_id: str | None = None
+    accepted_at: datetime
+
+
+@register
+class BookingDeclined(Event):
+    """Cal.com holds the booking as rejected: the host declined the request (read back)."""
+
+    type_name = "BookingDeclined"
+
+    booking_uid: str
+    call_id: str | None = None
+    reason: str | None = None
+    declined_at: datetime
+
+
+@register
+class OrphanBookingCancelled(Event):
+    """A booking of ours that no producer was told of (or that a guard refused) was cancelled
+    in Cal.com, so no host is blocked and no attendee waits for a booking nobody holds."""
+
+    type_name = "OrphanBookingCancelled"
+
+    booking_uid: str
+    attempt_id: uuid.UUID
+    call_id: str
+    reason: str
+    cancelled_at: datetime
+
+
+@register
+class OrphanBookingDetected(Event):
+    """A booking of ours that no producer holds, left live because the orphan policy is `alert`."""
+
+    type_name = "OrphanBookingDetected"
+
+    booking_uid: str
+    attempt_id: uuid.UUID
+    call_id: str
+    reason: str
+    detected_at: datetime
+
+
+OUTCOME_TYPES = ("BookingConfirmed", "BookingRejected", "BookingFailed", "BookingAlreadyHeld")
 
 
 def attempt_stream(attempt_id: uuid.UUID) -> str:

@@ -1,9 +1,16 @@
-"""The appointments read model: one row per Cal.com booking that passed every guard.
+"""The appointments read model: one row per Cal.com booking of ours, following Cal.com.
 
-`apply` is the one place that turns events into rows. The booking workflow calls it inline, in
-the transaction that appends BookingConfirmed (so the unique index on booking_uid refuses a
-second appointment before the confirmation can land); replay calls it for every event of the
-log into a fresh table. Every value comes from the event, never from the clock, so a rebuild is
+An appointment is pending (awaiting the host), booked, cancelled or declined; a reschedule moves
+it to the new uid. What Cal.com said of each uid is folded into `booking_states` by
+`bg_booking_fact` (schema.sql) with a join that ignores order, and the appointment is settled
+from it, so webhooks that arrive late, twice or before the confirmation they concern end in the
+same row (STYLE.md 22; tests/integration/test_appointment_lifecycle.py permutes them).
+
+`apply` is the one place that turns events into rows. The booking workflow writes a
+confirmation inline, in the transaction that appends BookingConfirmed (so the unique index on
+booking_uid refuses a second appointment before the confirmation can land); Cal.com's changes
+are applied in the transaction that appends them; replay applies every event of the log to the
+twins of both tables. Every value comes from the events, never from the clock, so a rebuild is
 byte-identical.
 """
 
@@ -15,29 +22,43 @@ from typing import Any, Final
 
 import asyncpg
 
-from events.booking import BookingCancelled, BookingConfirmed, BookingRescheduled
+from events.booking import (
+    BookingAccepted,
+    BookingCancelled,
+    BookingConfirmed,
+    BookingDeclined,
+    BookingRescheduled,
+    OrphanBookingCancelled,
+)
 from events.models import Event
 from events.store import Executor
 
 NAME: Final = "appointments"
 TABLE: Final = "appointments"
-HANDLED_TYPES: Final = ("BookingConfirmed", "BookingCancelled", "BookingRescheduled")
+STATES: Final = "booking_states"
+HANDLED_TYPES: Final = (
+    "BookingConfirmed",
+    "BookingCancelled",
+    "BookingRescheduled",
+    "BookingAccepted",
+    "BookingDeclined",
+    "OrphanBookingCancelled",
+)
 UNIQUE_INDEX: Final = "appointments_booking_uid_key"
+LIVE: Final = ("pending", "booked")
 
-# Table names are never input: only these may be formatted into the statements below.
-_TABLES: Final = frozenset({TABLE, f"{TABLE}_rebuild"})
+# Table names are never input: only these may be passed to the functions below.
+_TABLES: Final = {TABLE: STATES, f"{TABLE}_rebuild": f"{STATES}_rebuild"}
+
+_FACT = "SELECT bg_booking_fact($1, $2, $3, $4, $5, $6, $7, $8)"
 
 
 def insert_statement(table: str = TABLE, *, first: int = 1) -> str:
-    """The INSERT of a confirmed appointment; its parameters ($first onwards) are
+    """The statement recording a confirmed appointment; its parameters ($first onwards) are
     `confirmed_values(event)`. `first` lets a larger statement embed it."""
-    p = [f"${n}" for n in range(first, first + 11)]
-    return f"""
-INSERT INTO {table} (appointment_id, booking_uid, booking_id, call_id, attempt_id, event_type_id,
-                     start_at, end_at, attendee_name, attendee_email, status, confirmed_at,
-                     updated_at)
-VALUES ({", ".join(p[:10])}, 'booked', {p[10]}, {p[10]})
-"""
+    states = _states_of(table)
+    p = ", ".join(f"${n}" for n in range(first, first + 12))
+    return f"SELECT bg_confirm_appointment('{states}', '{table}', {p})"
 
 
 def confirmed_values(event: BookingConfirmed) -> tuple[Any, ...]:
@@ -53,19 +74,33 @@ def confirmed_values(event: BookingConfirmed) -> tuple[Any, ...]:
         event.end,
         event.attendee_name,
         event.attendee_email,
+        event.status,
         event.confirmed_at,
     )
 
 
-def _cancel(table: str) -> str:
-    return f"UPDATE {table} SET status = 'cancelled', updated_at = $2 WHERE booking_uid = $1"
-
-
-def _reschedule(table: str) -> str:
-    return f"""
-UPDATE {table} SET booking_uid = $2, start_at = $3, end_at = $4, updated_at = $5
- WHERE booking_uid = $1
-"""
+def facts(
+    event: Event,
+) -> list[tuple[str, str, str | None, datetime | None, datetime | None, datetime]]:
+    """What an event states about booking uids: (uid, status, rescheduled_to, start, end, at)."""
+    match event:
+        case BookingCancelled():
+            return [(event.booking_uid, "cancelled", None, None, None, event.cancelled_at)]
+        case OrphanBookingCancelled():
+            return [(event.booking_uid, "cancelled", None, None, None, event.cancelled_at)]
+        case BookingAccepted():
+            return [(event.booking_uid, "accepted", None, None, None, event.accepted_at)]
+        case BookingDeclined():
+            return [(event.booking_uid, "rejected", None, None, None, event.declined_at)]
+        case BookingRescheduled():
+            # Cal.com cancels the old booking and makes a new, accepted one (contracts README).
+            at = event.rescheduled_at
+            return [
+                (event.booking_uid, "cancelled", event.new_booking_uid, None, None, at),
+                (event.new_booking_uid, "accepted", None, event.start, event.end, at),
+            ]
+        case _:
+            return []
 
 
 class AppointmentExists(Exception):
@@ -76,34 +111,25 @@ class AppointmentExists(Exception):
         self.booking_uid = booking_uid
 
 
-async def apply(connection: Executor, event: Event, *, table: str = TABLE) -> None:
-    """Apply one event to the appointments table (or its rebuild twin)."""
-    if table not in _TABLES:
-        raise ValueError(f"unknown appointments table {table!r}")
-    match event:
-        case BookingConfirmed():
-            await _insert_confirmed(connection, event, table)
-        case BookingCancelled():
-            await connection.execute(_cancel(table), event.booking_uid, event.cancelled_at)
-        case BookingRescheduled():
-            await connection.execute(
-                _reschedule(table),
-                event.booking_uid,
-                event.new_booking_uid,
-                event.start,
-                event.end,
-                event.rescheduled_at,
-            )
-        case _:
-            pass
-
-
-async def _insert_confirmed(connection: Executor, event: BookingConfirmed, table: str) -> None:
+def _states_of(table: str) -> str:
     try:
-        await connection.execute(insert_statement(table), *confirmed_values(event))
+        return _TABLES[table]
+    except KeyError:
+        raise ValueError(f"unknown appointments table {table!r}") from None
+
+
+async def apply(connection: Executor, event: Event, *, table: str = TABLE) -> None:
+    """Apply one event to the appointments table (or its rebuild twin) and its states."""
+    states = _states_of(table)
+    try:
+        if isinstance(event, BookingConfirmed):
+            await connection.execute(insert_statement(table), *confirmed_values(event))
+            return
+        for fact in facts(event):
+            await connection.execute(_FACT, states, table, *fact)
     except asyncpg.UniqueViolationError as e:
         if e.constraint_name in (UNIQUE_INDEX, f"{table}_booking_uid_key"):
-            raise AppointmentExists(event.booking_uid) from e
+            raise AppointmentExists(getattr(event, "booking_uid", "?")) from e
         raise
 
 
@@ -111,6 +137,12 @@ _COLUMNS = (
     "appointment_id, booking_uid, booking_id, call_id, attempt_id, event_type_id, start_at,"
     " end_at, attendee_name, attendee_email, status"
 )
+_HELD_BY_CALL = f"""
+SELECT {_COLUMNS} FROM appointments
+ WHERE call_id = $1 AND event_type_id = $2 AND start_at = $3 AND status IN ('pending', 'booked')
+ ORDER BY confirmed_at
+ LIMIT 1
+"""
 _BY_ID = f"SELECT {_COLUMNS} FROM appointments WHERE appointment_id = $1"
 _BY_BOOKING_UID = f"SELECT {_COLUMNS} FROM appointments WHERE booking_uid = $1"
 _BY_ATTEMPT = f"SELECT {_COLUMNS} FROM appointments WHERE attempt_id = $1"
@@ -142,6 +174,14 @@ async def by_booking_uid(executor: Executor, booking_uid: str) -> dict[str, Any]
 async def by_attempt(executor: Executor, attempt_id: uuid.UUID) -> dict[str, Any] | None:
     """The appointment an attempt made, if any."""
     row = await executor.fetchrow(_BY_ATTEMPT, attempt_id)
+    return None if row is None else dict(row)
+
+
+async def held_by_call(
+    executor: Executor, call_id: str, event_type_id: int, start: datetime
+) -> dict[str, Any] | None:
+    """The call's live (pending or booked) appointment for this event type and start, if any."""
+    row = await executor.fetchrow(_HELD_BY_CALL, call_id, event_type_id, start)
     return None if row is None else dict(row)
 
 

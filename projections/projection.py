@@ -42,6 +42,9 @@ class Projection:
     replay_batch: ReplayBatch | None = None
     fill_indexes: tuple[str, ...] | None = None
     inline: bool = False
+    # Tables the projection keeps beside `table` (appointments: booking_states); replay fills
+    # a twin of each with every index, and swaps them in with the main one.
+    side_tables: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.name or not self.types:

@@ -85,19 +85,28 @@ async def rebuild(
     async with pool.acquire() as conn:
         if not await conn.fetchval(_TRY_LOCK, projection.name):
             raise RebuildError(f"a rebuild of {projection.name} is already running")
-        twin = await Twin.create(
-            conn, projection.table, projection.rebuild_table, fill_indexes=projection.fill_indexes
-        )
+        twins = [
+            await Twin.create(
+                conn,
+                projection.table,
+                projection.rebuild_table,
+                fill_indexes=projection.fill_indexes,
+            )
+        ]
+        for side in projection.side_tables:
+            twins.append(await Twin.create(conn, side, f"{side}_rebuild", fill_indexes=None))
         try:
             total = await log_reader.count(conn, projection.types)
             done, cursor = await _fill(pool, projection, batch_size, lambda n: report(n, total))
-            await twin.build_indexes(conn)
+            for twin in twins:
+                await twin.build_indexes(conn)
             caught_up, cursor = await _swap(
-                conn, projection, twin, cursor, batch_size, lock_timeout
+                conn, projection, twins, cursor, batch_size, lock_timeout
             )
         finally:
             with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
-                await twin.drop(conn)
+                for twin in twins:
+                    await twin.drop(conn)
                 await conn.execute("SELECT pg_advisory_unlock_all()")
     report(done + caught_up, done + caught_up)  # finished: the count is now exact
     return RebuildResult(projection.name, done + caught_up, time.monotonic() - started, cursor)
@@ -162,7 +171,7 @@ async def _fill(
 async def _swap(
     conn: Connection,
     projection: Projection,
-    twin: Twin,
+    twins: Sequence[Twin],
     cursor: Cursor,
     batch_size: int,
     lock_timeout: float,
@@ -175,9 +184,11 @@ async def _swap(
                 if not projection.inline:
                     await checkpoints.ensure(conn, projection.name)
                     await checkpoints.claim(conn, projection.name)
-                await conn.execute(f"LOCK TABLE {projection.table} IN ACCESS EXCLUSIVE MODE")
+                for table in (projection.table, *projection.side_tables):
+                    await conn.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
                 caught_up, cursor = await _catch_up(conn, projection, cursor, batch_size)
-                await twin.swap_in(conn)
+                for twin in twins:
+                    await twin.swap_in(conn)
                 if not projection.inline:
                     await checkpoints.reset(conn, projection.name, cursor)
                 return caught_up, cursor

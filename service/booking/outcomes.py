@@ -239,7 +239,6 @@ class OutcomeRecorder:
                 key=attempt.key,
                 attempt_id=attempt.attempt_id,
                 key_status=key_status,
-                response_status=None,  # the edge picks the status: see service/api/outcomes.py
                 response_body=outcome.model_dump(mode="json"),
                 now=self._clock.now(),
                 confirmed=apply,

@@ -38,7 +38,7 @@ WITH appended AS (
     SELECT bg_append_events($1, $2, $3, $4, $5, $6, $7) AS version
 ), answered AS (
     UPDATE idempotency_keys
-       SET status = $10, response_status = $11, response_body = $12, finished_at = $13
+       SET status = $10, response_body = $11, finished_at = $12
      WHERE key = $8 AND attempt_id = $9
     RETURNING 1
 )"""
@@ -47,11 +47,12 @@ _RECORD = f"""{_APPEND_AND_ANSWER}
 SELECT version FROM appended
 """
 
+# A SELECT in WITH runs only when the main query reads it: `appointment` is read, so the
+# confirmation's function (the row and its fact, schema.sql) runs in this statement.
 _RECORD_CONFIRMED = f"""{_APPEND_AND_ANSWER}, appointment AS (
-    {appointments.insert_statement(first=14).strip()}
-    RETURNING 1
+    {appointments.insert_statement(first=13).strip()} AS done
 )
-SELECT version FROM appended
+SELECT version FROM appended, appointment
 """
 
 
@@ -87,7 +88,6 @@ async def record(
     key: str,
     attempt_id: uuid.UUID,
     key_status: str,
-    response_status: int | None,
     response_body: dict[str, Any],
     now: datetime,
     confirmed: BookingConfirmed | None = None,
@@ -99,7 +99,7 @@ async def record(
     WrongExpectedVersion when the stream moved on; either way nothing was written.
     """
     args: list[Any] = [stream_id, expected_version, *batch_columns(events)]
-    args += [key, attempt_id, key_status, response_status, response_body, now]
+    args += [key, attempt_id, key_status, response_body, now]
     statement = _RECORD
     if confirmed is not None:
         statement = _RECORD_CONFIRMED

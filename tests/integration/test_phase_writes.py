@@ -62,7 +62,6 @@ async def record(
         key=f"key-{attempt_id}",
         attempt_id=attempt_id,
         key_status="finished",
-        response_status=201,
         response_body={"status": "confirmed"},
         now=NOW,
         confirmed=confirmed,

@@ -105,11 +105,14 @@ async def schema_names(db: asyncpg.Pool, table: str) -> list[str]:
 
 
 async def a_booking_log(db: asyncpg.Pool, store: EventStore) -> None:
-    """Confirmations, cancellations, reschedules (a uid reused after it moved) and rejections."""
+    """Confirmations, cancellations, reschedules (one cancelled after it moved) and rejections.
+
+    Cal.com never gives a uid to two bookings, so an appointment's chain of uids is its own.
+    """
     await record(db, store, confirmed("uid-a", "call-1", 1), cancelled("uid-a", 2))
     await record(db, store, confirmed("uid-b", "call-2", 3))
     await record(db, store, rescheduled("uid-b", "uid-c", 4))
-    await record(db, store, confirmed("uid-b", "call-3", 5), cancelled("uid-c", 6))
+    await record(db, store, confirmed("uid-b2", "call-3", 5), cancelled("uid-c", 6))
     await record(db, store, confirmed("uid-687", "687", 10))
     await record(db, store, rejected("688", "stale_booking", 45, uid="uid-687"))
     await record(db, store, rejected("689", "call_id_mismatch", 46, uid="uid-687"))
