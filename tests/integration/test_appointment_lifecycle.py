@@ -12,7 +12,7 @@ import itertools
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 import pytest
@@ -37,7 +37,7 @@ def at(minute: int) -> datetime:
     return T0 + timedelta(minutes=minute)
 
 
-def confirmed(uid: str, status: str = "booked") -> BookingConfirmed:
+def confirmed(uid: str, status: Literal["booked", "pending"] = "booked") -> BookingConfirmed:
     return BookingConfirmed(
         attempt_id=APPOINTMENT,
         appointment_id=APPOINTMENT,
@@ -50,7 +50,7 @@ def confirmed(uid: str, status: str = "booked") -> BookingConfirmed:
         attendee_name="Hansi Sputer",
         attendee_email="termin+call-1@example.com",
         confirmed_at=at(0),
-        status=status,  # type: ignore[arg-type]
+        status=status,
     )
 
 
