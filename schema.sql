@@ -316,11 +316,16 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
     first_called_at timestamptz NOT NULL,
     attempt_ids     uuid[]      NOT NULL,
     created_at      timestamptz NOT NULL DEFAULT now(),
-    finished_at     timestamptz
+    finished_at     timestamptz,
+    -- Set when the attempt failed after its request may have reached Cal.com: the reconciler
+    -- looks for its booking from then on (service/booking/reconciler.py).
+    reconcile_after timestamptz
 );
 CREATE INDEX IF NOT EXISTS idempotency_keys_in_flight ON idempotency_keys (locked_at)
     WHERE status = 'in_flight';
 CREATE INDEX IF NOT EXISTS idempotency_keys_attempt ON idempotency_keys (attempt_id);
+CREATE INDEX IF NOT EXISTS idempotency_keys_reconcile ON idempotency_keys (reconcile_after)
+    WHERE reconcile_after IS NOT NULL;
 
 -- Rejections read model, kept by the projector runner: the listing of rejections over a time
 -- range with their reason counts (GET /v1/rejections). Rebuilt by `booking-guard replay`.

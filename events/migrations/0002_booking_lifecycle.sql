@@ -37,6 +37,9 @@ SELECT booking_uid, CASE status WHEN 'cancelled' THEN 'cancelled' ELSE 'accepted
 ON CONFLICT (booking_uid) DO NOTHING;
 
 ALTER TABLE idempotency_keys DROP COLUMN IF EXISTS response_status;
+ALTER TABLE idempotency_keys ADD COLUMN IF NOT EXISTS reconcile_after timestamptz;
+CREATE INDEX IF NOT EXISTS idempotency_keys_reconcile ON idempotency_keys (reconcile_after)
+    WHERE reconcile_after IS NOT NULL;
 
 -- How far a booking status has got: a status only climbs (pending < accepted < cancelled <
 -- rejected), so folding facts with the greater one ignores the order they arrive in.

@@ -15,10 +15,14 @@ _FAILED_RETRYABLE: Final = {"calcom_rate_limited": 503, "calcom_timeout": 504}
 
 
 def http_status(outcome: AttemptOutcome) -> int:
-    """201 confirmed, 200 already held by the call, 409 rejected, 422/5xx failed, 202 pending."""
+    """201 confirmed or pending_confirmation (200 when the call already held it), 200 for an
+    answer whose booking was cancelled or declined since, 409 rejected, 422/5xx failed, 202
+    pending."""
     match outcome.status:
-        case "confirmed":
+        case "confirmed" | "pending_confirmation":
             return 200 if outcome.held else 201
+        case "cancelled" | "declined":
+            return 200
         case "rejected":
             return 409
         case "failed" if not outcome.retryable:

@@ -151,6 +151,22 @@ def spoken(outcome: AttemptOutcome, time_zone: str) -> dict[str, Any]:
             "appointment_id": str(outcome.appointment.appointment_id),
             "start": when.isoformat(),
         }
+    if outcome.status == "pending_confirmation" and outcome.appointment is not None:
+        when = outcome.appointment.start.astimezone(ZoneInfo(time_zone))
+        return {
+            **body,
+            "result": "pending_confirmation",
+            "message": f"The request for {when:%A} {when.day} {when:%B} at {when:%H:%M} is"
+            " noted; the practice still has to confirm it and will be in touch.",
+            "appointment_id": str(outcome.appointment.appointment_id),
+            "start": when.isoformat(),
+        }
+    if outcome.status in ("cancelled", "declined"):
+        return {
+            **body,
+            "result": outcome.status,
+            "message": "That booking is no longer held. Please offer the caller another time.",
+        }
     if outcome.status == "rejected":
         return {
             **body,

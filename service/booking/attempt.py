@@ -63,6 +63,7 @@ class Attempt:
             start=self.requested.start,
             attendee_email=self.requested.attendee.email,
             first_called_at=self.first_called_at,
+            own_attempt_ids=self.own_attempt_ids,
         )
 
     def create_request(self) -> CreateBooking:

@@ -27,6 +27,24 @@ class AttemptFacts:
     # Freshness is measured from here, not from now: an attempt re-driven after a crash must
     # still recognise the booking it made itself (DESIGN.md §4, layer 1).
     first_called_at: datetime
+    # Every attempt under this idempotency key: a booking whose metadata names one was made by
+    # us, whatever its createdAt says (Cal.com's clock may be behind ours).
+    own_attempt_ids: frozenset[uuid.UUID] = frozenset()
+
+    def made(self, booking: CalcomBooking) -> bool:
+        """Whether `booking` carries one of this key's attempt ids: proof that we made it."""
+        return made_by(booking, self.own_attempt_ids)
+
+
+def made_by(booking: CalcomBooking, attempt_ids: frozenset[uuid.UUID]) -> bool:
+    """Whether the booking's `metadata.attempt_id` names one of `attempt_ids`."""
+    value = (booking.metadata or {}).get("attempt_id")
+    if value is None:
+        return False
+    try:
+        return uuid.UUID(str(value)) in attempt_ids
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +82,9 @@ def freshness(max_age: timedelta) -> Guard:
     """Layer 1: refuse a booking created more than `max_age` before this attempt called."""
 
     async def check(attempt: AttemptFacts, booking: CalcomBooking) -> Verdict:
+        if attempt.made(booking):
+            # Ownership proof beats freshness: clock skew cannot refuse our own booking.
+            return Verdict("freshness", 1)
         if booking.created_at is None:
             return Verdict("freshness", 1, notes=("booking has no createdAt",))
         age = attempt.first_called_at - booking.created_at
@@ -86,6 +107,8 @@ def freshness(max_age: timedelta) -> Guard:
 
 async def call_identity(attempt: AttemptFacts, booking: CalcomBooking) -> Verdict:
     """Layer 2: refuse a booking whose metadata names another call."""
+    if attempt.made(booking):
+        return Verdict("call_identity", 2)
     if booking.metadata is None:
         return Verdict("call_identity", 2, notes=("booking has no metadata",))
     booked_call = booking.metadata.get("call_id")
@@ -147,6 +170,22 @@ async def slot_match(attempt: AttemptFacts, booking: CalcomBooking) -> Verdict:
     return Verdict("slot_match", 5)
 
 
+# Only an accepted booking confirms; a pending one awaits the host (pending_confirmation).
+LIVE_STATUSES = frozenset({"accepted", "pending"})
+_DEAD_STATUSES = {"cancelled": "booking_cancelled", "rejected": "booking_rejected"}
+
+
+async def booking_status(attempt: AttemptFacts, booking: CalcomBooking) -> Verdict:
+    """Refuse a booking Cal.com does not hold as live: cancelled, rejected, or unknown."""
+    if booking.status is None:
+        return Verdict("status", 6, notes=("booking has no status",))
+    status = booking.status.lower()
+    if status in LIVE_STATUSES:
+        return Verdict("status", 6)
+    reason = _DEAD_STATUSES.get(status, "booking_not_live")
+    return Verdict("status", 6, reason, {"booking_status": booking.status})
+
+
 @dataclass(frozen=True, slots=True)
 class ChainResult:
     """Every verdict, in order; the first rejection is the chain's answer."""
@@ -181,5 +220,11 @@ async def run_guards(
 
 
 def default_guards(*, max_age: timedelta, lookup: AppointmentLookup) -> list[Guard]:
-    """Layers 1 to 3 and the slot check, in the order of DESIGN.md §4."""
-    return [freshness(max_age), call_identity, existing_appointment(lookup), slot_match]
+    """Layers 1 to 3, the slot check and the status, in the order of DESIGN.md §4."""
+    return [
+        freshness(max_age),
+        call_identity,
+        existing_appointment(lookup),
+        slot_match,
+        booking_status,
+    ]

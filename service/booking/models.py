@@ -101,6 +101,11 @@ class Appointment(BaseModel):
     status: str
 
 
+OutcomeStatus = Literal[
+    "pending", "confirmed", "pending_confirmation", "cancelled", "declined", "rejected", "failed"
+]
+
+
 class AttemptOutcome(BaseModel):
     """What a producer is told about one attempt; stored on its idempotency key.
 
@@ -109,7 +114,9 @@ class AttemptOutcome(BaseModel):
     """
 
     attempt_id: uuid.UUID
-    status: Literal["pending", "confirmed", "rejected", "failed"]
+    # pending: in flight; confirmed / pending_confirmation: Cal.com holds the booking accepted /
+    # awaiting the host; cancelled / declined: it did, and no longer does (a replay says so).
+    status: OutcomeStatus
     appointment: Appointment | None = None
     reason: str | None = None
     guard: str | None = None

@@ -20,6 +20,7 @@ from typing import Any
 import asyncpg
 
 from events.booking import (
+    BookingAlreadyHeld,
     BookingConfirmed,
     BookingFailed,
     BookingRejected,
@@ -34,7 +35,7 @@ from service.booking import phase_writes
 from service.booking.attempt import Attempt, event_metadata
 from service.booking.clock import Clock
 from service.booking.guards import ChainResult
-from service.booking.models import Appointment, AttemptOutcome
+from service.booking.models import Appointment, AttemptOutcome, OutcomeStatus
 from service.calcom.port import CalcomBooking, CalcomError, CalcomSlotUnavailable
 
 Observer = Callable[[AttemptOutcome], None]
@@ -86,6 +87,7 @@ class OutcomeRecorder:
         chain: ChainResult,
     ) -> AttemptOutcome:
         r = attempt.requested
+        pending = (booking.status or "").lower() == "pending"
         confirmed = BookingConfirmed(
             attempt_id=attempt.attempt_id,
             appointment_id=attempt.attempt_id,
@@ -98,10 +100,11 @@ class OutcomeRecorder:
             attendee_name=r.attendee.name,
             attendee_email=r.attendee.email,
             confirmed_at=self._clock.now(),
+            status="pending" if pending else "booked",
         )
         outcome = AttemptOutcome(
             attempt_id=attempt.attempt_id,
-            status="confirmed",
+            status="pending_confirmation" if pending else "confirmed",
             appointment=appointment_from(confirmed),
             detail={"notes": chain.notes} if chain.notes else None,
         )
@@ -109,7 +112,11 @@ class OutcomeRecorder:
             return await self._record(attempt, [received, confirmed], outcome, apply=confirmed)
         except appointments.AppointmentExists:
             # Layer 4: a race none of the other layers could see. The confirmation rolled back
-            # with the refused insert; the attempt is rejected instead.
+            # with the refused insert. When the winner is this same call (two of its keys at
+            # once), the call holds the booking: answer with it; otherwise refuse.
+            row = await appointments.by_booking_uid(self._pool, booking.uid)
+            if row is not None and row["call_id"] == r.call_id:
+                return await self.held(attempt, row, received=received)
             rejected = self._rejected_event(
                 attempt,
                 guard="database_constraint",
@@ -122,28 +129,34 @@ class OutcomeRecorder:
                 attempt, [received, rejected], rejected_outcome(attempt.attempt_id, rejected)
             )
 
-    async def already_confirmed(
-        self, attempt: Attempt, received: CalcomBookingReceived, chain: ChainResult
+    async def held(
+        self,
+        attempt: Attempt,
+        row: dict[str, Any],
+        *,
+        received: CalcomBookingReceived | None = None,
     ) -> AttemptOutcome:
-        existing = chain.existing
-        assert existing is not None
-        rejected = self._rejected_event(
-            attempt,
-            guard="existing_appointment",
-            layer=3,
-            reason="already_confirmed_for_call",
-            detail={"appointment_id": str(existing.appointment_id)},
-            booking_uid=existing.booking_uid,
-        )
-        row = await appointments.get(self._pool, existing.appointment_id)
-        outcome = AttemptOutcome(
+        """The call already holds this slot's appointment: answer with it (BookingAlreadyHeld)."""
+        appointment = appointment_from_row(row)
+        event = BookingAlreadyHeld(
             attempt_id=attempt.attempt_id,
-            status="confirmed",
-            appointment=appointment_from_row(row) if row else None,
-            detail={"existing_attempt_id": str(existing.attempt_id)},
-            held=True,
+            call_id=attempt.requested.call_id,
+            appointment_id=appointment.appointment_id,
+            booking_uid=appointment.booking_uid,
+            held_at=self._clock.now(),
         )
-        return await self._record(attempt, [received, rejected], outcome)
+        outcome = current(
+            AttemptOutcome(
+                attempt_id=attempt.attempt_id,
+                status="confirmed",
+                appointment=appointment,
+                detail={"existing_attempt_id": str(appointment.attempt_id)},
+                held=True,
+            ),
+            row,
+        )
+        events: list[Event] = [event] if received is None else [received, event]
+        return await self._record(attempt, events, outcome)
 
     async def reject(
         self, attempt: Attempt, received: CalcomBookingReceived, chain: ChainResult
@@ -177,7 +190,7 @@ class OutcomeRecorder:
         )
 
     async def fail(
-        self, attempt: Attempt, error: CalcomError, *, retryable: bool
+        self, attempt: Attempt, error: CalcomError, *, retryable: bool, maybe_written: bool = False
     ) -> AttemptOutcome:
         reason = failure_reason(error, retryable=retryable)
         failed = BookingFailed(
@@ -188,6 +201,7 @@ class OutcomeRecorder:
             status_code=error.status,
             message=error.message,
             failed_at=self._clock.now(),
+            maybe_written=maybe_written,
         )
         outcome = AttemptOutcome(
             attempt_id=attempt.attempt_id,
@@ -196,7 +210,7 @@ class OutcomeRecorder:
             retryable=retryable,
             detail={"calcom_status": error.status, "calcom_message": error.message},
         )
-        return await self._record(attempt, [failed], outcome)
+        return await self._record(attempt, [failed], outcome, reconcile=maybe_written)
 
     def _rejected_event(
         self,
@@ -226,9 +240,15 @@ class OutcomeRecorder:
         outcome: AttemptOutcome,
         *,
         apply: BookingConfirmed | None = None,
+        reconcile: bool = False,
     ) -> AttemptOutcome:
-        """Phase 3: the outcome events, the appointment and the key's answer, atomically."""
-        key_status = "retryable" if outcome.status == "failed" and outcome.retryable else "finished"
+        """Phase 3: the outcome events, the appointment and the key's answer, atomically.
+
+        A failure that may have written leaves the key unfinished (`retryable`) and queues it
+        for the reconciler (service/booking/reconciler.py), which looks in Cal.com later.
+        """
+        retry = outcome.status == "failed" and (outcome.retryable or reconcile)
+        key_status = "retryable" if retry else "finished"
         metadata = event_metadata(self._holder, attempt.correlation_id)
         try:
             await phase_writes.record(
@@ -242,6 +262,7 @@ class OutcomeRecorder:
                 response_body=outcome.model_dump(mode="json"),
                 now=self._clock.now(),
                 confirmed=apply,
+                reconcile=reconcile,
             )
         except WrongExpectedVersion:
             # Another process (recovery) recorded this attempt's outcome first: answer with it.
@@ -270,19 +291,19 @@ async def outcome_from_events(
         match event:
             case BookingConfirmed():
                 row = await appointments.get(pool, event.appointment_id)
-                return AttemptOutcome(
-                    attempt_id=attempt_id,
-                    status="confirmed",
-                    appointment=appointment_from_row(row) if row else appointment_from(event),
+                confirmed = AttemptOutcome(
+                    attempt_id=attempt_id, status="confirmed", appointment=appointment_from(event)
                 )
+                return current(confirmed, row)
+            case BookingAlreadyHeld():
+                row = await appointments.get(pool, event.appointment_id)
+                held = AttemptOutcome(attempt_id=attempt_id, status="confirmed", held=True)
+                return current(held, row)
             case BookingRejected(reason="already_confirmed_for_call"):
+                # Recorded before BookingAlreadyHeld existed: the same answer.
                 row = await appointments.by_booking_uid(pool, event.booking_uid or "")
-                return AttemptOutcome(
-                    attempt_id=attempt_id,
-                    status="confirmed",
-                    appointment=appointment_from_row(row) if row else None,
-                    held=True,
-                )
+                held = AttemptOutcome(attempt_id=attempt_id, status="confirmed", held=True)
+                return current(held, row)
             case BookingRejected():
                 return rejected_outcome(attempt_id, event)
             case BookingFailed():
@@ -308,12 +329,37 @@ def appointment_from(event: BookingConfirmed) -> Appointment:
         end=event.end,
         attendee_name=event.attendee_name,
         attendee_email=event.attendee_email,
-        status="booked",
+        status=event.status,
     )
 
 
 def appointment_from_row(row: dict[str, Any]) -> Appointment:
     return Appointment.model_validate({**row, "start": row["start_at"], "end": row["end_at"]})
+
+
+# A confirmation's status on the wire follows its appointment's state now (invariant 7).
+_BY_APPOINTMENT: dict[str, OutcomeStatus] = {
+    "booked": "confirmed",
+    "pending": "pending_confirmation",
+    "cancelled": "cancelled",
+    "declined": "declined",
+}
+
+
+def current(outcome: AttemptOutcome, row: dict[str, Any] | None) -> AttemptOutcome:
+    """A confirmation as true now: its appointment's current row, and the status it implies.
+
+    A replayed or re-read answer must not say `confirmed` for a booking Cal.com has cancelled
+    since, nor `pending_confirmation` once the host accepted.
+    """
+    if row is None or outcome.status not in _CONFIRMATIONS:
+        return outcome
+    return outcome.model_copy(
+        update={"appointment": appointment_from_row(row), "status": _BY_APPOINTMENT[row["status"]]}
+    )
+
+
+_CONFIRMATIONS = frozenset(_BY_APPOINTMENT.values())
 
 
 def rejected_outcome(attempt_id: uuid.UUID, rejected: BookingRejected) -> AttemptOutcome:

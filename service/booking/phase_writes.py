@@ -38,7 +38,8 @@ WITH appended AS (
     SELECT bg_append_events($1, $2, $3, $4, $5, $6, $7) AS version
 ), answered AS (
     UPDATE idempotency_keys
-       SET status = $10, response_body = $11, finished_at = $12
+       SET status = $10, response_body = $11, finished_at = $12,
+           reconcile_after = CASE WHEN $13::boolean THEN $12::timestamptz END
      WHERE key = $8 AND attempt_id = $9
     RETURNING 1
 )"""
@@ -50,7 +51,7 @@ SELECT version FROM appended
 # A SELECT in WITH runs only when the main query reads it: `appointment` is read, so the
 # confirmation's function (the row and its fact, schema.sql) runs in this statement.
 _RECORD_CONFIRMED = f"""{_APPEND_AND_ANSWER}, appointment AS (
-    {appointments.insert_statement(first=13).strip()} AS done
+    {appointments.insert_statement(first=14).strip()} AS done
 )
 SELECT version FROM appended, appointment
 """
@@ -91,6 +92,7 @@ async def record(
     response_body: dict[str, Any],
     now: datetime,
     confirmed: BookingConfirmed | None = None,
+    reconcile: bool = False,
 ) -> int:
     """Append the outcome, store the key's answer and, for a confirmation, insert the
     appointment; return the stream's new version.
@@ -99,7 +101,7 @@ async def record(
     WrongExpectedVersion when the stream moved on; either way nothing was written.
     """
     args: list[Any] = [stream_id, expected_version, *batch_columns(events)]
-    args += [key, attempt_id, key_status, response_body, now]
+    args += [key, attempt_id, key_status, response_body, now, reconcile]
     statement = _RECORD
     if confirmed is not None:
         statement = _RECORD_CONFIRMED

@@ -17,6 +17,7 @@ import asyncpg
 from events.booking import Attendee, BookingRequested, attempt_stream
 from events.models import NewEvent
 from events.store import Connection, EventStore, ExpectedVersion
+from projections import appointments
 from service.booking import idempotency, phase_writes
 from service.booking.attempt import (
     Attempt,
@@ -30,9 +31,11 @@ from service.booking.attempt import (
     plus_address,
 )
 from service.booking.clock import Clock
-from service.booking.guards import Guard, run_guards
+from service.booking.guards import LIVE_STATUSES, Guard, made_by, run_guards
 from service.booking.models import AttemptOutcome, BookingRequest
-from service.booking.outcomes import Observer, OutcomeRecorder
+from service.booking.orphans import Orphans
+from service.booking.outcomes import Observer, OutcomeRecorder, current
+from service.booking.slot_locks import KeyedLocks
 from service.calcom.port import (
     CalcomBooking,
     CalcomClient,
@@ -62,6 +65,7 @@ class BookingWorkflow:
         in_flight_grace: timedelta = timedelta(seconds=150),
         holder: str | None = None,
         observer: Observer | None = None,
+        orphans: Orphans | None = None,
     ) -> None:
         self._pool = pool
         self._store = store
@@ -74,6 +78,8 @@ class BookingWorkflow:
         self._outcomes = OutcomeRecorder(
             pool=pool, store=store, clock=clock, holder=self._holder, observer=observer
         )
+        self._orphans = orphans or Orphans(pool=pool, store=store, calcom=calcom, clock=clock)
+        self._slot_locks = KeyedLocks()
 
     async def book(
         self,
@@ -182,7 +188,8 @@ class BookingWorkflow:
                     f"idempotency key {key!r} was used for a different request"
                 )
             if row.status == "finished" and row.response_body is not None:
-                return BookingResult(AttemptOutcome.model_validate(row.response_body), True)
+                stored = AttemptOutcome.model_validate(row.response_body)
+                return BookingResult(await self._now_true(stored), True)
             if row.status == "in_flight":
                 if not idempotency.is_stale(row, now=now, grace=self._grace):
                     retry_after = max(1, int((row.locked_at + self._grace - now).total_seconds()))
@@ -269,6 +276,18 @@ class BookingWorkflow:
 
     async def _drive(self, attempt: Attempt, *, reconcile: bool) -> AttemptOutcome:
         """Phases 2 and 3: ask Cal.com (or find what we asked before), judge, record."""
+        r = attempt.requested
+        # One call's attempts for one slot take turns in this process, so two of its keys at
+        # once end with one booking: the second finds the first's appointment below.
+        async with self._slot_locks.hold((r.call_id, r.event_type_id, r.start)):
+            held = await appointments.held_by_call(self._pool, r.call_id, r.event_type_id, r.start)
+            if held is not None:
+                # The call's own appointment first: no second booking, no refusal.
+                return await self._outcomes.held(attempt, held)
+            return await self._ask_calcom(attempt, reconcile=reconcile)
+
+    async def _ask_calcom(self, attempt: Attempt, *, reconcile: bool) -> AttemptOutcome:
+        r = attempt.requested
         try:
             booking = await self._find_own(attempt) if reconcile else None
             if booking is None:
@@ -283,21 +302,39 @@ class BookingWorkflow:
                         raise
                     booking = own
         except CalcomSlotUnavailable as e:
+            held = await appointments.held_by_call(self._pool, r.call_id, r.event_type_id, r.start)
+            if held is not None:
+                # Another process booked this slot for this very call meanwhile.
+                return await self._outcomes.held(attempt, held)
             return await self._outcomes.reject_by_calcom(attempt, e)
         except CalcomRejected as e:
             return await self._outcomes.fail(attempt, e, retryable=False)
         except CalcomUnavailable as e:
-            return await self._outcomes.fail(attempt, e, retryable=True)
+            # A create that timed out, lost its answer or met a 5xx may have written; so may an
+            # earlier attempt of this key that we could not look up now.
+            maybe_written = reconcile or e.earlier_attempt_uncertain or _may_have_written(e)
+            return await self._outcomes.fail(
+                attempt, e, retryable=True, maybe_written=maybe_written
+            )
 
         received = self._outcomes.received(attempt, booking, reconciled=reconcile)
         chain = await run_guards(self._guards, attempt.facts, booking)
         if chain.rejection is not None:
-            return await self._outcomes.reject(attempt, received, chain)
+            outcome = await self._outcomes.reject(attempt, received, chain)
+            if attempt.facts.made(booking) and _is_live(booking):
+                # Ours, and refused: never left live in Cal.com for nobody (invariant 8).
+                await self._orphans.cancel_refused(
+                    attempt.attempt_id, r.call_id, booking, reason=outcome.reason
+                )
+            return outcome
         if chain.existing is not None:
-            return await self._outcomes.already_confirmed(attempt, received, chain)
+            row = await appointments.get(self._pool, chain.existing.appointment_id)
+            if row is not None:
+                return await self._outcomes.held(attempt, row, received=received)
         return await self._outcomes.confirm(attempt, received, booking, chain)
 
     async def _find_own(self, attempt: Attempt) -> CalcomBooking | None:
+        """The booking one of this key's attempts made, live ones first (None: none found)."""
         email = attempt.requested.attendee.email
         if email is None:
             return None
@@ -306,19 +343,28 @@ class BookingWorkflow:
             event_type_id=attempt.requested.event_type_id,
             start=attempt.requested.start,
         )
-        for booking in found:
-            attempt_id = (booking.metadata or {}).get("attempt_id")
-            if attempt_id is not None and _as_uuid(attempt_id) in attempt.own_attempt_ids:
-                return booking
-        return None
+        ours = [b for b in found if made_by(b, attempt.own_attempt_ids)]
+        # A cancelled or rejected one counts only when nothing live exists: its outcome is then
+        # recorded (the status guard refuses it) instead of booking again.
+        return next((b for b in ours if _is_live(b)), ours[0] if ours else None)
+
+    async def _now_true(self, outcome: AttemptOutcome) -> AttemptOutcome:
+        """A stored answer with its appointment as it is now (invariant 5: still true)."""
+        if outcome.appointment is None:
+            return outcome
+        row = await appointments.get(self._pool, outcome.appointment.appointment_id)
+        return current(outcome, row)
 
     async def outcome_of(self, attempt_id: uuid.UUID) -> AttemptOutcome | None:
         """The attempt's outcome as the ledger has it; `pending` while in flight."""
         return await self._outcomes.outcome_of(attempt_id)
 
 
-def _as_uuid(value: object) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        return None
+def _is_live(booking: CalcomBooking) -> bool:
+    return booking.status is None or booking.status.lower() in LIVE_STATUSES
+
+
+def _may_have_written(error: CalcomUnavailable) -> bool:
+    # No answer (timeout, dropped connection) or a server error after the request was sent;
+    # a 429 is refused before anything is done.
+    return error.status is None or error.status >= 500

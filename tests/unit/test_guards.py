@@ -11,6 +11,7 @@ import pytest
 from service.booking.guards import (
     AttemptFacts,
     ExistingAppointment,
+    booking_status,
     call_identity,
     default_guards,
     existing_appointment,
@@ -38,12 +39,14 @@ class Appointments:
 
 
 def attempt(call_id: str = CALL_688) -> AttemptFacts:
+    attempt_id = uuid.uuid4()
     return AttemptFacts(
-        attempt_id=uuid.uuid4(),
+        attempt_id=attempt_id,
         call_id=call_id,
         start=SLOT,
         attendee_email="termin@example.com",
         first_called_at=CALLED_AT,
+        own_attempt_ids=frozenset({attempt_id}),
     )
 
 
@@ -222,6 +225,7 @@ async def test_a_fresh_booking_passes_every_layer() -> None:
         "call_identity",
         "existing_appointment",
         "slot_match",
+        "status",
     ]
 
 
@@ -248,3 +252,50 @@ async def test_rejects_a_booking_for_another_attendee() -> None:
 async def test_boundary_and_below_pass(seconds: float) -> None:
     verdict = await freshness(MAX_AGE)(attempt(), booking(age=timedelta(seconds=seconds)))
     assert verdict.passed
+
+
+# Beyond the seed: the booking's status, and ownership proof (DESIGN.md §4, issue 12)
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [
+        ("accepted", None),
+        ("pending", None),
+        ("ACCEPTED", None),
+        ("cancelled", "booking_cancelled"),
+        ("rejected", "booking_rejected"),
+        ("awaiting_payment", "booking_not_live"),
+    ],
+)
+async def test_only_a_live_booking_passes_the_status_guard(status: str, reason: str | None) -> None:
+    live = booking().model_copy(update={"status": status})
+    verdict = await booking_status(attempt(), live)
+    assert verdict.reason == reason
+    assert verdict.guard == "status"
+
+
+async def test_a_missing_status_passes_and_is_noted() -> None:
+    verdict = await booking_status(attempt(), booking().model_copy(update={"status": None}))
+    assert verdict.passed and verdict.notes == ("booking has no status",)
+
+
+async def test_our_own_booking_passes_freshness_whatever_cal_coms_clock_says() -> None:
+    facts = attempt()
+    ours = booking(
+        age=timedelta(seconds=45),
+        metadata={"call_id": CALL_688, "attempt_id": str(facts.attempt_id)},
+    )
+    # Cal.com's clock 45 s behind ours: its createdAt looks 45 s old, but the booking is ours.
+    assert (await freshness(MAX_AGE)(facts, ours)).passed
+    # The same age on a booking naming another attempt is refused.
+    other = booking(
+        age=timedelta(seconds=45), metadata={"call_id": CALL_688, "attempt_id": str(uuid.uuid4())}
+    )
+    assert (await freshness(MAX_AGE)(facts, other)).reason == "stale_booking"
+
+
+@pytest.mark.parametrize("seconds", [30.001, 31])
+async def test_just_above_the_boundary_is_refused(seconds: float) -> None:
+    verdict = await freshness(MAX_AGE)(attempt(), booking(age=timedelta(seconds=seconds)))
+    assert verdict.reason == "stale_booking"

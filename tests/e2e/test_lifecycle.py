@@ -1,0 +1,161 @@
+"""A booking's whole life over HTTP against the simulator: nothing said that Cal.com does not hold.
+
+The cases of issue 12: a cancelled booking is never confirmed; a pending one is
+`pending_confirmation`; our own booking survives Cal.com's clock skew; webhooks out of order
+still end right; one call with two keys at once gets one booking and two answers naming it;
+a replayed answer says what is true now.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from service.calcom.simulator.event_types import CONFIRMATION_EVENT_TYPE_ID
+from tests.e2e.conftest import CALL_687, PLAIN, RETURNS_EXISTING, Harness, MakeHarness, attempt_body
+from tests.e2e.signed import CALCOM_SECRET, post_calcom
+from tests.e2e.test_webhooks_calcom import webhook
+
+
+async def rejections_and_refusals(harness: Harness) -> tuple[int, int]:
+    """BookingRejected events and layer-4 refusals in the ledger."""
+    rejected = await harness.pool.fetchval(
+        "SELECT count(*) FROM events WHERE type = 'BookingRejected'"
+    )
+    layer4 = await harness.pool.fetchval(
+        "SELECT count(*) FROM events WHERE type = 'BookingRejected' AND data->>'layer' = '4'"
+    )
+    return int(rejected), int(layer4)
+
+
+async def test_a_booking_cancelled_while_its_answer_was_lost_is_never_confirmed(
+    make_harness: MakeHarness,
+) -> None:
+    harness = await make_harness()
+    # Cal.com writes the booking; every answer is lost; the producer hears 502.
+    harness.simulator.add_faults("drop_after_write@create", *["503@find"] * 3)
+    status, failed = await harness.book(
+        attempt_body(event_type_id=PLAIN), **{"Idempotency-Key": "k1"}
+    )
+    assert status == 502 and failed["status"] == "failed", failed
+    (booking,) = harness.simulator.ledger.bookings.values()
+    # The attendee cancels from Cal.com's e-mail.
+    harness.simulator.ledger.cancel(booking.uid, reason="attendee", now=harness.clock.now())
+
+    status, retried = await harness.book(
+        attempt_body(event_type_id=PLAIN), **{"Idempotency-Key": "k1"}
+    )
+
+    assert status == 409, retried
+    assert (retried["guard"], retried["reason"]) == ("status", "booking_cancelled")
+    assert await harness.appointment_count() == 0
+
+
+async def test_a_booking_awaiting_the_host_is_pending_confirmation(harness: Harness) -> None:
+    body = attempt_body(event_type_id=CONFIRMATION_EVENT_TYPE_ID)
+    status, answer = await harness.book(body)
+
+    assert status == 201, answer
+    assert answer["status"] == "pending_confirmation"
+    assert answer["appointment"]["status"] == "pending"
+    row = await harness.pool.fetchrow("SELECT status FROM appointments")
+    assert row is not None and row["status"] == "pending"
+
+
+async def test_our_own_booking_is_confirmed_with_cal_coms_clock_45_seconds_behind(
+    harness: Harness,
+) -> None:
+    harness.simulator.set_clock(harness.clock.now() - timedelta(seconds=45))
+
+    status, answer = await harness.book(attempt_body(event_type_id=PLAIN))
+
+    assert status == 201, answer
+    assert answer["status"] == "confirmed"
+
+
+async def test_a_cancellation_of_the_new_uid_before_its_reschedule_is_not_lost(
+    make_harness: MakeHarness,
+) -> None:
+    harness = await make_harness(calcom_webhook_secret=CALCOM_SECRET)
+    status, answer = await harness.book(attempt_body(event_type_id=PLAIN))
+    assert status == 201
+    old_uid = answer["appointment"]["booking_uid"]
+
+    # Cal.com's deliveries overtake each other: the new booking's cancellation comes first.
+    cancel = webhook("BOOKING_CANCELLED", "uid-new", cancellationReason="changed my mind")
+    assert (await post_calcom(harness, cancel)).status == 200
+    move = webhook(
+        "BOOKING_RESCHEDULED",
+        "uid-new",
+        rescheduleUid=old_uid,
+        startTime="2025-10-11T06:00:00Z",
+        endTime="2025-10-11T06:30:00Z",
+    )
+    assert (await post_calcom(harness, move)).status == 200
+
+    row = await harness.pool.fetchrow("SELECT booking_uid, status FROM appointments")
+    assert row is not None
+    assert (row["booking_uid"], row["status"]) == ("uid-new", "cancelled")
+
+
+async def test_two_keys_of_one_call_at_once_make_one_booking_and_two_answers(
+    harness: Harness,
+) -> None:
+    body = attempt_body(event_type_id=PLAIN)
+    harness.simulator.add_faults("delay:100@create")
+
+    answers = await asyncio.gather(
+        harness.book(body, **{"Idempotency-Key": "a"}),
+        harness.book(body, **{"Idempotency-Key": "b"}),
+    )
+
+    statuses = sorted(status for status, _ in answers)
+    assert statuses == [200, 201], answers
+    uids = {answer["appointment"]["booking_uid"] for _, answer in answers}
+    assert len(uids) == 1 and len(harness.simulator.ledger.bookings) == 1
+    assert {answer["status"] for _, answer in answers} == {"confirmed"}
+    assert await rejections_and_refusals(harness) == (0, 0)
+    types = await harness.event_types()
+    assert types.count("BookingAlreadyHeld") == 1
+
+
+async def test_a_new_key_for_a_slot_the_call_holds_answers_200_before_asking_cal_com(
+    harness: Harness,
+) -> None:
+    for event_type in (PLAIN, RETURNS_EXISTING):
+        body = attempt_body(event_type_id=event_type, start="2025-10-10T07:00:00Z")
+        if event_type == RETURNS_EXISTING:
+            body = attempt_body(event_type_id=event_type, start="2025-10-10T08:00:00Z")
+        status, first = await harness.book(body, **{"Idempotency-Key": f"first-{event_type}"})
+        assert status == 201, first
+        creates_before = sum(1 for r in harness.simulator.requests if r.method == "POST")
+
+        status, again = await harness.book(body, **{"Idempotency-Key": f"again-{event_type}"})
+
+        assert status == 200, again
+        assert again["status"] == "confirmed"
+        assert again["appointment"] == first["appointment"]
+        creates_after = sum(1 for r in harness.simulator.requests if r.method == "POST")
+        assert creates_after == creates_before  # Cal.com was not asked again
+    assert await rejections_and_refusals(harness) == (0, 0)
+
+
+async def test_a_replayed_answer_says_the_booking_was_cancelled_since(
+    make_harness: MakeHarness,
+) -> None:
+    harness = await make_harness(calcom_webhook_secret=CALCOM_SECRET)
+    body = attempt_body(CALL_687, event_type_id=PLAIN)
+    status, answer = await harness.book(body, **{"Idempotency-Key": "replay-me"})
+    assert status == 201
+    uid = answer["appointment"]["booking_uid"]
+    assert (await post_calcom(harness, webhook("BOOKING_CANCELLED", uid))).status == 200
+
+    status, replayed = await harness.book(body, **{"Idempotency-Key": "replay-me"})
+
+    assert replayed["status"] == "cancelled", replayed
+    assert replayed["appointment"]["status"] == "cancelled"
+    read: dict[str, Any] = await (
+        await harness.client.get(f"/v1/booking-attempts/{answer['attempt_id']}")
+    ).json()
+    assert read["status"] == "cancelled"
