@@ -49,6 +49,20 @@ SELECT key FROM idempotency_keys
 """
 
 _REAP = "DELETE FROM idempotency_keys WHERE status <> 'in_flight' AND finished_at < $1"
+# Keys whose last attempt may have written to Cal.com, due for a look; taken for `$2` (a lease:
+# a process that dies mid-look leaves them to the next one).
+_TAKE_DUE = """
+UPDATE idempotency_keys SET reconcile_after = $2
+ WHERE key IN (SELECT key FROM idempotency_keys
+                WHERE status = 'retryable' AND reconcile_after <= $1
+                ORDER BY reconcile_after LIMIT $3
+                  FOR UPDATE SKIP LOCKED)
+RETURNING key, attempt_ids, attempt_id
+"""
+_RECONCILED = """
+UPDATE idempotency_keys SET reconcile_after = NULL
+ WHERE key = $1 AND status = 'retryable' AND reconcile_after = $2
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +124,32 @@ async def stale_keys(connection: Connection, *, older_than: datetime, limit: int
     """In-flight keys untouched since `older_than`, locked for this transaction (SKIP LOCKED)."""
     rows = await connection.fetch(_STALE, older_than, limit)
     return [row["key"] for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class DueKey:
+    """A key whose attempts may have left a booking in Cal.com that nobody was told of."""
+
+    key: str
+    attempt_id: uuid.UUID
+    attempt_ids: tuple[uuid.UUID, ...]
+    lease_until: datetime
+
+
+async def take_due(
+    connection: Connection, *, now: datetime, lease_until: datetime, limit: int
+) -> list[DueKey]:
+    """Take up to `limit` keys due for reconciliation until `lease_until` (SKIP LOCKED)."""
+    rows = await connection.fetch(_TAKE_DUE, now, lease_until, limit)
+    return [
+        DueKey(row["key"], row["attempt_id"], tuple(row["attempt_ids"]), lease_until)
+        for row in rows
+    ]
+
+
+async def reconciled(connection: Connection, due: DueKey) -> None:
+    """Take the key off the reconciler's queue (unless a retry or another look took it over)."""
+    await connection.execute(_RECONCILED, due.key, due.lease_until)
 
 
 async def reap(connection: Connection, *, finished_before: datetime) -> int:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -52,8 +53,10 @@ class OutcomeRecorder:
         clock: Clock,
         holder: str,
         observer: Observer | None = None,
+        orphan_grace: timedelta = timedelta(seconds=600),
     ) -> None:
         self._pool = pool
+        self._orphan_grace = orphan_grace
         self._store = store
         self._clock = clock
         self._holder = holder
@@ -262,7 +265,8 @@ class OutcomeRecorder:
                 response_body=outcome.model_dump(mode="json"),
                 now=self._clock.now(),
                 confirmed=apply,
-                reconcile=reconcile,
+                # The producer may come back with its key until then and get the booking.
+                reconcile_at=self._clock.now() + self._orphan_grace if reconcile else None,
             )
         except WrongExpectedVersion:
             # Another process (recovery) recorded this attempt's outcome first: answer with it.

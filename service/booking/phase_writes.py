@@ -39,7 +39,7 @@ WITH appended AS (
 ), answered AS (
     UPDATE idempotency_keys
        SET status = $10, response_body = $11, finished_at = $12,
-           reconcile_after = CASE WHEN $13::boolean THEN $12::timestamptz END
+           reconcile_after = $13::timestamptz
      WHERE key = $8 AND attempt_id = $9
     RETURNING 1
 )"""
@@ -92,7 +92,7 @@ async def record(
     response_body: dict[str, Any],
     now: datetime,
     confirmed: BookingConfirmed | None = None,
-    reconcile: bool = False,
+    reconcile_at: datetime | None = None,
 ) -> int:
     """Append the outcome, store the key's answer and, for a confirmation, insert the
     appointment; return the stream's new version.
@@ -101,7 +101,7 @@ async def record(
     WrongExpectedVersion when the stream moved on; either way nothing was written.
     """
     args: list[Any] = [stream_id, expected_version, *batch_columns(events)]
-    args += [key, attempt_id, key_status, response_body, now, reconcile]
+    args += [key, attempt_id, key_status, response_body, now, reconcile_at]
     statement = _RECORD
     if confirmed is not None:
         statement = _RECORD_CONFIRMED
