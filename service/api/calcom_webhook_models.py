@@ -22,12 +22,12 @@ from pydantic import (
 
 from events.booking import BookingCancelled, BookingRescheduled
 from events.calcom import CalcomBookingCreatedObserved
+from service.booking.calcom_changes import change_id
 
 CREATED: Final = "BOOKING_CREATED"
 CANCELLED: Final = "BOOKING_CANCELLED"
 RESCHEDULED: Final = "BOOKING_RESCHEDULED"
 HANDLED_TRIGGERS: Final = frozenset({CREATED, CANCELLED, RESCHEDULED})
-_EVENT_IDS: Final = uuid.UUID("0f8a1c55-1c0e-5a3f-8d0b-7f3e2b9c4a21")
 
 BookingUid = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
 # Free text from people: cut rather than refused, or a long reason would lose the cancellation.
@@ -87,7 +87,7 @@ class CalcomBookingWebhook(CalcomWebhook):
 
 def event_id(*parts: str) -> uuid.UUID:
     """The id of the event a webhook becomes: the same webhook, the same id."""
-    return uuid.uuid5(_EVENT_IDS, "\x00".join(parts))
+    return change_id(*parts)
 
 
 def booking_change(

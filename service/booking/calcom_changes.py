@@ -33,6 +33,13 @@ from projections import appointments
 log = logging.getLogger(__name__)
 
 _METADATA: Final = EventMetadata(producer="calcom-webhook")
+_CHANGE_IDS: Final = uuid.UUID("0f8a1c55-1c0e-5a3f-8d0b-7f3e2b9c4a21")
+
+
+def change_id(*parts: str) -> uuid.UUID:
+    """The id of the event a change becomes (trigger and uids): the same change, the same id,
+    whoever sees it first — the webhook or the reconciler."""
+    return uuid.uuid5(_CHANGE_IDS, "\x00".join(parts))
 
 
 class RescheduleConflict(Exception):

@@ -59,6 +59,10 @@ UPDATE idempotency_keys SET reconcile_after = $2
                   FOR UPDATE SKIP LOCKED)
 RETURNING key, attempt_ids, attempt_id
 """
+_IN_FLIGHT = """
+SELECT EXISTS (SELECT 1 FROM idempotency_keys
+                WHERE status = 'in_flight' AND (attempt_id = $1 OR $1 = ANY (attempt_ids)))
+"""
 _RECONCILED = """
 UPDATE idempotency_keys SET reconcile_after = NULL
  WHERE key = $1 AND status = 'retryable' AND reconcile_after = $2
@@ -150,6 +154,11 @@ async def take_due(
 async def reconciled(connection: Connection, due: DueKey) -> None:
     """Take the key off the reconciler's queue (unless a retry or another look took it over)."""
     await connection.execute(_RECONCILED, due.key, due.lease_until)
+
+
+async def holds_in_flight(connection: Connection, attempt_id: uuid.UUID) -> bool:
+    """Whether a key holding this attempt is in flight (its outcome is still to come)."""
+    return bool(await connection.fetchval(_IN_FLIGHT, attempt_id))
 
 
 async def reap(connection: Connection, *, finished_before: datetime) -> int:
