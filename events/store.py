@@ -30,10 +30,13 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from events.errors import (
+    DATABASE_ERRORS,
+    TRANSIENT_DATABASE_ERRORS,
     DatabaseUnavailable,
     EventIdConflict,
     InvalidEvent,
     WrongExpectedVersion,
+    is_transient,
 )
 from events.models import EventMetadata, NewEvent, RecordedEvent, decode, model_for
 
@@ -193,7 +196,7 @@ class EventStore:
                 version = await executor.fetchval(_APPEND, stream_id, expected, *columns)
         except asyncpg.PostgresError as e:
             raise translate_error(e, stream_id, expected_version) from e
-        except (OSError, asyncpg.InterfaceError) as e:
+        except TRANSIENT_DATABASE_ERRORS as e:
             raise DatabaseUnavailable(f"could not append to {stream_id!r}: {e}") from e
         if connection is None:
             self.wake_subscribers()
@@ -216,7 +219,7 @@ class EventStore:
             self._wake_again = False
             try:
                 await self._pool.execute(_NOTIFY)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+            except DATABASE_ERRORS as e:
                 log.debug("wake-up NOTIFY failed, subscribers will poll: %s", e)
                 return
             await asyncio.sleep(self._wake_interval)
@@ -283,13 +286,13 @@ class EventStore:
     async def _fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
         try:
             return await self._pool.fetch(query, *args)
-        except (OSError, asyncpg.InterfaceError) as e:
+        except TRANSIENT_DATABASE_ERRORS as e:
             raise DatabaseUnavailable(str(e)) from e
 
     async def _fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
         try:
             return await self._pool.fetchrow(query, *args)
-        except (OSError, asyncpg.InterfaceError) as e:
+        except TRANSIENT_DATABASE_ERRORS as e:
             raise DatabaseUnavailable(str(e)) from e
 
 
@@ -357,7 +360,7 @@ def translate_error(
         # writer inserting into `events` by hand could still cause it. The actual version is
         # unknown here, hence -1.
         return WrongExpectedVersion(stream_id, _describe(expected), -1)
-    if sqlstate is not None and sqlstate.startswith(("08", "57P")):
+    if is_transient(error):
         return DatabaseUnavailable(str(error))
     return error
 

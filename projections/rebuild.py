@@ -19,6 +19,7 @@ from typing import cast
 
 import asyncpg
 
+from events.errors import DATABASE_ERRORS
 from events.models import RecordedEvent
 from events.store import START, Connection, Cursor
 from projections import checkpoints, log_reader
@@ -96,7 +97,7 @@ async def rebuild(
                 conn, projection, twin, cursor, batch_size, lock_timeout
             )
         finally:
-            with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+            with contextlib.suppress(*DATABASE_ERRORS):
                 await twin.drop(conn)
                 await conn.execute("SELECT pg_advisory_unlock_all()")
     report(done + caught_up, done + caught_up)  # finished: the count is now exact

@@ -25,10 +25,10 @@ import asyncpg
 from events.models import RecordedEvent
 from events.store import START, Connection, Cursor, EventStore
 from projections import checkpoints
-from projections.errors import TRANSIENT_ERRORS, ProjectionFailed
+from projections.errors import RETRY_LATER, ProjectionFailed
 from projections.projection import Projection
 
-__all__ = ["TRANSIENT_ERRORS", "ProjectionFailed", "ProjectionLag", "ProjectionRunner"]
+__all__ = ["ProjectionFailed", "ProjectionLag", "ProjectionRunner"]
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +176,7 @@ class ProjectionRunner:
                     if await conn.fetchval(_TRY_LOCK, self.name):
                         troubled = False
                         await self._lead(conn)
-            except TRANSIENT_ERRORS as e:
+            except RETRY_LATER as e:
                 if not troubled:
                     log.warning("projection %s paused, database unavailable: %s", self.name, e)
                 troubled = True
@@ -205,7 +205,7 @@ class ProjectionRunner:
             self._active = False
             conn.remove_termination_listener(self._on_terminated)
             if not conn.is_closed():
-                with contextlib.suppress(*TRANSIENT_ERRORS):
+                with contextlib.suppress(*RETRY_LATER):
                     await conn.remove_listener(CHANNEL, self._on_notify)
                     await conn.fetchval(_UNLOCK, self.name)
 
@@ -221,7 +221,7 @@ class ProjectionRunner:
         try:
             async with self._pool.acquire() as conn, conn.transaction():
                 await self._apply_next(conn, batch)
-        except TRANSIENT_ERRORS:
+        except RETRY_LATER:
             raise
         except Exception as e:  # noqa: BLE001 - _fail logs it with its traceback
             # A projection's handler may raise anything; whatever it is stops the projection.

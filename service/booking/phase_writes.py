@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 
 from events.booking import BookingConfirmed
-from events.errors import DatabaseUnavailable
+from events.errors import TRANSIENT_DATABASE_ERRORS, DatabaseUnavailable
 from events.store import EncodedEvent, batch_columns, translate_error
 from projections import appointments
 from service.booking import idempotency
@@ -73,7 +73,7 @@ async def claim(
         )
     except asyncpg.PostgresError as e:
         raise translate_error(e, stream_id, 0) from e
-    except (OSError, asyncpg.InterfaceError) as e:
+    except TRANSIENT_DATABASE_ERRORS as e:
         raise DatabaseUnavailable(f"could not claim {key!r}: {e}") from e
     return bool(status == "INSERT 0 1")
 
@@ -114,6 +114,6 @@ async def record(
         ):
             raise appointments.AppointmentExists(confirmed.booking_uid) from e
         raise translate_error(e, stream_id, expected_version) from e
-    except (OSError, asyncpg.InterfaceError) as e:
+    except TRANSIENT_DATABASE_ERRORS as e:
         raise DatabaseUnavailable(f"could not record the outcome of {stream_id!r}: {e}") from e
     return version

@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 
-from events.errors import DatabaseUnavailable
+from events.errors import DATABASE_ERRORS
 from events.store import Connection
 from projections import catalog, checkpoints
 
@@ -40,15 +40,6 @@ SELECT count(*) AS in_flight, count(*) FILTER (WHERE locked_at < $1) AS stale
   FROM idempotency_keys
  WHERE status = 'in_flight'
 """
-
-DATABASE_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,  # a session the server terminated, MagicStack/asyncpg#1069
-    DatabaseUnavailable,
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +122,8 @@ async def database_status(
         async with asyncio.timeout(timeout), pool.acquire() as conn:
             status = await _ask(conn, stale_before)
     except DATABASE_ERRORS as e:
+        # Not only the database being away: whatever PostgreSQL answered instead (a schema that
+        # does not fit, a missing grant) is a reason not to be ready, not a failed probe.
         return DatabaseStatus(error=_describe(e))
     return status
 
