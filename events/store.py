@@ -1,20 +1,8 @@
 """The event store: append with an expected version, read a stream, read everything in order.
 
-The transaction horizon
------------------------
-A subscriber that reads "position > checkpoint" can skip an event: positions are taken when a
-row is inserted, not when its transaction commits, so a transaction holding position 7 may
-commit after one holding position 8 has been read. Serialising every append (a table lock, a
-counter row) closes that hole at a large cost to throughput; waiting for gaps with a timeout
-(old Marten) skips events under load.
-
-We do neither. Every row records its writing transaction (`xid8`, `pg_current_xact_id()`), and
-`read_all` returns only rows whose transaction is older than every transaction still running
-(`pg_snapshot_xmin(pg_current_snapshot())`), ordered by (transaction id, position). Once a
-transaction id is below the horizon no new row can appear beneath it, so a checkpoint taken as
-the pair (transaction id, position) never passes an event that is yet to commit. The price: a
-transaction left open anywhere holds every subscriber back, which is why the pool sets
-`idle_in_transaction_session_timeout` and `/ready` reports the oldest open transaction.
+Reads of the global order ("events after this cursor") are in events/reads.py, which explains
+the transaction horizon they read behind; `EventStore.read_all` and `head` are those reads over
+the store's pool. Callers import `Cursor`, `START` and `Connection` from here too.
 """
 
 from __future__ import annotations
@@ -24,11 +12,12 @@ import enum
 import logging
 import uuid
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import asyncpg
-from asyncpg.pool import PoolConnectionProxy
 
+from events import reads
+from events.database import Connection, Executor
 from events.errors import (
     DATABASE_ERRORS,
     TRANSIENT_DATABASE_ERRORS,
@@ -38,7 +27,22 @@ from events.errors import (
     WrongExpectedVersion,
     is_transient,
 )
-from events.models import EventMetadata, NewEvent, RecordedEvent, decode, model_for
+from events.models import NewEvent, RecordedEvent, model_for
+from events.reads import START, Cursor, to_recorded
+
+__all__ = [
+    "DEFAULT_MAX_EVENT_BYTES",
+    "START",
+    "WAKE_INTERVAL_SECONDS",
+    "Connection",
+    "Cursor",
+    "EncodedEvent",
+    "EventStore",
+    "Executor",
+    "ExpectedVersion",
+    "batch_columns",
+    "translate_error",
+]
 
 DEFAULT_MAX_EVENT_BYTES = 64 * 1024
 
@@ -53,27 +57,6 @@ class ExpectedVersion(enum.IntEnum):
     ANY = -3
 
 
-class Cursor(NamedTuple):
-    """A place in the global order: after the event at (transaction_id, position)."""
-
-    transaction_id: int
-    position: int
-
-    def __str__(self) -> str:
-        return f"{self.transaction_id}.{self.position}"
-
-    @classmethod
-    def parse(cls, text: str) -> Cursor:
-        """Read a cursor written by `str(cursor)`; "0" means the start."""
-        if text == "0":
-            return START
-        transaction_id, sep, position = text.partition(".")
-        if not sep or not transaction_id.isdigit() or not position.isdigit():
-            raise ValueError(f"a cursor looks like '<transaction>.<position>', got {text!r}")
-        return cls(int(transaction_id), int(position))
-
-
-START = Cursor(0, 0)
 _NO_STREAM, _ANY = int(ExpectedVersion.NO_STREAM), int(ExpectedVersion.ANY)
 
 _APPEND = "SELECT bg_append_events($1, $2, $3, $4, $5, $6, $7)"
@@ -103,48 +86,19 @@ _NOTIFY = "SELECT pg_notify('bg_events', '')"
 # commit of its own, which at one writer would otherwise double the commits.
 WAKE_INTERVAL_SECONDS = 0.05
 
-_COLUMNS = (
-    "position, transaction_id, stream_id, version, event_id, type, schema_version,"
-    " data, metadata, recorded_at"
-)
-
-_READ_STREAM = f"""
-SELECT {_COLUMNS} FROM events
+_READ_STREAM = """
+SELECT position, transaction_id, stream_id, version, event_id, type, schema_version,
+       data, metadata, recorded_at
+  FROM events
  WHERE stream_id = $1 AND version > $2
  ORDER BY version
  LIMIT $3
 """
 
-_READ_ALL = f"""
-SELECT {_COLUMNS} FROM events
- WHERE (transaction_id, position) > ($1::xid8, $2::bigint)
-   AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
- ORDER BY transaction_id, position
- LIMIT $3
-"""
-
-_READ_ALL_OF_TYPES = f"""
-SELECT {_COLUMNS} FROM events
- WHERE type = ANY($4::text[])
-   AND (transaction_id, position) > ($1::xid8, $2::bigint)
-   AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
- ORDER BY transaction_id, position
- LIMIT $3
-"""
-
 _STREAM_VERSION = "SELECT coalesce(max(version), 0) FROM events WHERE stream_id = $1"
 
-_HEAD = """
-SELECT transaction_id, position FROM events
- WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
- ORDER BY transaction_id DESC, position DESC
- LIMIT 1
-"""
-
-Connection = asyncpg.Connection | PoolConnectionProxy
 # An event as its row holds it: event id, type, schema version, data and metadata as JSON.
 EncodedEvent = tuple[uuid.UUID, str, int, str, str]
-Executor = asyncpg.Pool | Connection
 
 
 class EventStore:
@@ -266,32 +220,24 @@ class EventStore:
         types: Sequence[str] | None = None,
         connection: Connection | None = None,
     ) -> list[RecordedEvent]:
-        """Committed events after `after` in global order, never skipping a late commit."""
-        if limit <= 0:
-            raise ValueError(f"limit must be positive, got {limit}")
+        """Committed events after `after` in global order, never skipping a late commit.
+
+        `reads.read_all` on the store's pool, or on `connection` (a projector reads inside the
+        transaction that applies the events and advances its checkpoint).
+        """
         executor: Executor = connection if connection is not None else self._pool
-        if types:
-            rows = await executor.fetch(
-                _READ_ALL_OF_TYPES, after.transaction_id, after.position, limit, list(types)
-            )
-        else:
-            rows = await executor.fetch(_READ_ALL, after.transaction_id, after.position, limit)
-        return [to_recorded(row) for row in rows]
+        return await reads.read_all(executor, after=after, limit=limit, types=types)
 
     async def head(self) -> Cursor:
         """The cursor of the last event a subscriber can read now."""
-        row = await self._fetchrow(_HEAD)
-        return START if row is None else Cursor(row["transaction_id"], row["position"])
+        try:
+            return await reads.head(self._pool)
+        except TRANSIENT_DATABASE_ERRORS as e:
+            raise DatabaseUnavailable(str(e)) from e
 
     async def _fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
         try:
             return await self._pool.fetch(query, *args)
-        except TRANSIENT_DATABASE_ERRORS as e:
-            raise DatabaseUnavailable(str(e)) from e
-
-    async def _fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
-        try:
-            return await self._pool.fetchrow(query, *args)
         except TRANSIENT_DATABASE_ERRORS as e:
             raise DatabaseUnavailable(str(e)) from e
 
@@ -327,22 +273,6 @@ async def _append_one(
     if row["same"] is False:
         raise EventIdConflict(stream_id)
     raise WrongExpectedVersion(stream_id, _describe(expected), row["version"])
-
-
-def to_recorded(row: asyncpg.Record) -> RecordedEvent:
-    """Turn an `events` row into a RecordedEvent, upcasting old schema versions."""
-    return RecordedEvent(
-        position=row["position"],
-        transaction_id=row["transaction_id"],
-        stream_id=row["stream_id"],
-        version=row["version"],
-        event_id=row["event_id"],
-        type=row["type"],
-        schema_version=row["schema_version"],
-        event=decode(row["type"], row["schema_version"], row["data"]),
-        metadata=EventMetadata.model_validate(row["metadata"]),
-        recorded_at=row["recorded_at"],
-    )
 
 
 def translate_error(

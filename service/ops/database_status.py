@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 
+from events import reads
 from events.errors import DATABASE_ERRORS
 from events.store import Connection
 from projections import catalog, checkpoints
@@ -22,8 +23,8 @@ REQUIRED_TABLES = ("events", "projection_checkpoints", "appointments", "idempote
 
 _MISSING_TABLES = "SELECT t FROM unnest($1::text[]) AS t WHERE to_regclass(t) IS NULL"
 
-# Only a transaction that holds a transaction id holds back pg_snapshot_xmin, the horizon every
-# projector reads behind (events/store.py); a read-only one, however long, does not.
+# Only a transaction that holds a transaction id holds back the horizon every projector reads
+# behind (events/reads.py); a read-only one, however long, does not.
 _OLDEST_TRANSACTION = """
 SELECT pid, state, application_name,
        extract(epoch FROM clock_timestamp() - xact_start)::float8 AS seconds
@@ -136,7 +137,7 @@ async def _ask(conn: Connection, stale_before: datetime) -> DatabaseStatus:
     started = {r["name"] for r in await conn.fetch(_STARTED)}
     for projection in catalog.asynchronous():
         stored = await checkpoints.read(conn, projection.name)
-        behind = await checkpoints.behind(conn, stored.cursor, projection.types)
+        behind = await reads.backlog(conn, after=stored.cursor, types=projection.types)
         projections.append(
             ProjectionStatus(
                 name=projection.name,

@@ -1,0 +1,207 @@
+"""The ledger's named reads (events/reads.py) against PostgreSQL.
+
+Each reader of the global order is checked against the trap of DESIGN.md §8: an event whose
+transaction took a lower position but committed later is never skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import asyncpg
+import pytest
+
+from events import reads
+from events.models import Event, NewEvent, register
+from events.store import START, Cursor, EventStore, ExpectedVersion
+from tests.conftest import wait_until
+from tests.integration.test_projector import horizon_passed, last_appended
+
+
+@register
+class Noted(Event):
+    """Names a call and a booking in its data, as the booking events do."""
+
+    type_name = "TestNoted"
+
+    call_id: str
+    booking_uid: str
+    new_booking_uid: str | None = None
+
+
+@register
+class Aside(Event):
+    type_name = "TestAside"
+
+
+def noted(call_id: str = "call-1", booking_uid: str = "uid-1", **more: str) -> NewEvent:
+    return NewEvent(Noted(call_id=call_id, booking_uid=booking_uid, **more))
+
+
+@pytest.fixture
+async def store(db: asyncpg.Pool) -> AsyncIterator[EventStore]:
+    store = EventStore(db)
+    yield store
+    await store.close()
+
+
+# A reader of the global order: the (transaction id, position) of each event it returns after
+# a cursor, in the order returned.
+Reader = Callable[[asyncpg.Pool, Cursor], Awaitable[list[Cursor]]]
+
+
+async def by_read_all(db: asyncpg.Pool, after: Cursor) -> list[Cursor]:
+    return [Cursor(e.transaction_id, e.position) for e in await reads.read_all(db, after=after)]
+
+
+async def by_read_all_of_types(db: asyncpg.Pool, after: Cursor) -> list[Cursor]:
+    events = await reads.read_all(db, after=after, types=["TestNoted"])
+    return [Cursor(e.transaction_id, e.position) for e in events]
+
+
+async def by_projector(db: asyncpg.Pool, after: Cursor) -> list[Cursor]:
+    # As projections/runner.py reads: in the transaction that applies the batch.
+    async with db.acquire() as conn, conn.transaction():
+        events = await EventStore(db).read_all(
+            after=after, limit=500, types=["TestNoted"], connection=conn
+        )
+    return [Cursor(e.transaction_id, e.position) for e in events]
+
+
+async def by_call(db: asyncpg.Pool, after: Cursor) -> list[Cursor]:
+    events = await reads.read_call(db, "call-1", after=after)
+    return [Cursor(e.transaction_id, e.position) for e in events]
+
+
+async def by_booking(db: asyncpg.Pool, after: Cursor) -> list[Cursor]:
+    events = await reads.read_booking(db, "uid-1", after=after)
+    return [Cursor(e.transaction_id, e.position) for e in events]
+
+
+READERS: dict[str, Reader] = {
+    "read_all": by_read_all,
+    "read_all of types": by_read_all_of_types,
+    "the projector's read": by_projector,
+    "read_call": by_call,
+    "read_booking": by_booking,
+}
+
+
+@pytest.mark.parametrize("reader", READERS.values(), ids=READERS.keys())
+async def test_no_reader_skips_an_event_committed_out_of_position_order(
+    store: EventStore, db: asyncpg.Pool, reader: Reader
+) -> None:
+    seen: list[Cursor] = []
+    cursor = START
+
+    async def poll() -> None:
+        nonlocal cursor
+        for read in await reader(db, cursor):
+            seen.append(read)
+            cursor = read
+
+    async with db.acquire() as slow, slow.transaction():
+        await store.append("slow", [noted()], expected_version=ExpectedVersion.ANY, connection=slow)
+        await store.append("fast", [noted()], expected_version=ExpectedVersion.ANY)
+        fast = await last_appended(db)
+        assert fast.position == 2  # committed, while position 1 is not
+        await poll()
+        # A reader by position alone would have seen 2 and moved past 1 for ever.
+        assert seen == []
+
+    async def both_seen() -> bool:
+        await poll()  # another transaction anywhere may hold the horizon back for a moment
+        return len(seen) >= 2
+
+    await wait_until(both_seen)
+    assert [c.position for c in seen] == [1, 2]
+    assert seen == sorted(seen)
+
+
+@pytest.mark.parametrize("reader", READERS.values(), ids=READERS.keys())
+async def test_every_reader_reads_in_transaction_order_not_position_order(
+    store: EventStore, db: asyncpg.Pool, reader: Reader
+) -> None:
+    async with db.acquire() as slow, slow.transaction():
+        await slow.execute("SELECT pg_current_xact_id()")  # its id now, older than the fast one's
+        await store.append("fast", [noted()], expected_version=ExpectedVersion.ANY)
+        await store.append("slow", [noted()], expected_version=ExpectedVersion.ANY, connection=slow)
+    await horizon_passed(db)
+    seen = await reader(db, START)
+    # The older transaction's event first, though its position is higher: a cursor after the
+    # newer one must not pass it by.
+    assert [c.position for c in seen] == [2, 1]
+    assert await reader(db, seen[0]) == seen[1:]
+
+
+async def test_head_is_the_last_event_behind_the_horizon(
+    store: EventStore, db: asyncpg.Pool
+) -> None:
+    assert await reads.head(db) == START
+    await store.append("s-1", [noted(), noted()], expected_version=0)
+    last = await horizon_passed(db)
+    assert await reads.head(db) == last == await store.head()
+    async with db.acquire() as slow, slow.transaction():
+        await store.append("slow", [noted()], expected_version=0, connection=slow)
+        await store.append("fast", [noted()], expected_version=0)
+        assert await reads.head(db) == last  # the fast one waits behind the slow one
+
+
+async def test_cursor_at_a_position(store: EventStore, db: asyncpg.Pool) -> None:
+    await store.append("s-1", [noted(), noted()], expected_version=0)
+    last = await last_appended(db)
+    assert await reads.cursor_at(db, last.position) == last
+    assert await reads.cursor_at(db, last.position + 1) is None
+
+
+async def test_backlog_counts_every_committed_event_after_the_cursor(
+    store: EventStore, db: asyncpg.Pool
+) -> None:
+    assert await reads.backlog(db, after=START, types=["TestNoted"]) == (0, 0.0)
+    await store.append("s-1", [noted(), NewEvent(Aside()), noted()], expected_version=0)
+    first = await reads.cursor_at(db, 1)
+    assert first is not None
+    behind = await reads.backlog(db, after=START, types=["TestNoted"])
+    assert behind.events == 2
+    assert behind.seconds > 0
+    assert (await reads.backlog(db, after=first, types=["TestNoted"])).events == 1
+    assert (await reads.backlog(db, after=first, types=["TestNoted", "TestAside"])).events == 2
+    last = await last_appended(db)
+    assert await reads.backlog(db, after=last, types=["TestNoted"]) == (0, 0.0)
+
+
+async def test_read_call_finds_the_calls_events_in_order_and_pages(
+    store: EventStore, db: asyncpg.Pool
+) -> None:
+    await store.append("s-1", [noted("call-1"), noted("call-2")], expected_version=0)
+    await store.append("s-2", [NewEvent(Aside()), noted("call-1")], expected_version=0)
+    await horizon_passed(db)
+    events = await reads.read_call(db, "call-1")
+    assert [(e.stream_id, e.version) for e in events] == [("s-1", 1), ("s-2", 2)]
+    [first] = await reads.read_call(db, "call-1", limit=1)
+    after = Cursor(first.transaction_id, first.position)
+    assert await reads.read_call(db, "call-1", after=after) == events[1:]
+    assert await reads.read_call(db, "call-9") == []
+    with pytest.raises(ValueError, match="limit"):
+        await reads.read_call(db, "call-1", limit=0)
+
+
+async def test_read_booking_finds_it_by_uid_or_as_a_reschedules_new_uid_once(
+    store: EventStore, db: asyncpg.Pool
+) -> None:
+    await store.append(
+        "s-1",
+        [
+            noted(booking_uid="uid-1"),
+            noted(booking_uid="uid-0", new_booking_uid="uid-1"),  # moved there
+            noted(booking_uid="uid-1", new_booking_uid="uid-1"),  # named twice, read once
+            noted(booking_uid="uid-2"),
+        ],
+        expected_version=0,
+    )
+    await horizon_passed(db)
+    events = await reads.read_booking(db, "uid-1")
+    assert [e.version for e in events] == [1, 2, 3]
+    [first] = await reads.read_booking(db, "uid-1", limit=1)
+    after = Cursor(first.transaction_id, first.position)
+    assert await reads.read_booking(db, "uid-1", after=after) == events[1:]
