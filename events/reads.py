@@ -1,8 +1,9 @@
 """Reading the global order: every read of "events after this cursor", behind the horizon.
 
-This module is the only code that spells the transaction horizon or selects events by cursor
-(but for replay's reader and the ledger counts, which move here next). The projector runner and
-the audit queries call these functions; none of them reads the `events` table itself.
+This module (with events/replay_reads.py beside it) is the only code that spells the transaction
+horizon or selects events by cursor (but for the ledger counts, which move here next). The
+projector runner, replay and the audit queries call these functions; none of them reads the
+`events` table itself.
 
 The transaction horizon
 -----------------------
@@ -20,8 +21,8 @@ the pair (transaction id, position) never passes an event that is yet to commit.
 transaction left open anywhere holds every subscriber back, which is why the pool sets
 `idle_in_transaction_session_timeout` and `/ready` reports the oldest open transaction.
 
-Every other read here that pages through the global order (the audit queries) reads behind the
-same horizon, in the same order, for the same reason.
+Every other read here that pages through the global order (the audit queries, replay's batches)
+reads behind the same horizon, in the same order, for the same reason.
 """
 
 from __future__ import annotations

@@ -15,9 +15,9 @@ from collections.abc import Collection, Iterable, Sequence
 from typing import Any, Final
 
 from events.models import RecordedEvent
+from events.replay_reads import LoggedData
 from events.store import Connection
 from projections import appointments
-from projections.log_reader import LoggedData
 from projections.projection import Projection
 
 _TABLES: Final = frozenset({appointments.TABLE, f"{appointments.TABLE}_rebuild"})

@@ -19,11 +19,12 @@ from typing import cast
 
 import asyncpg
 
+from events import replay_reads
 from events.errors import DATABASE_ERRORS
 from events.models import RecordedEvent
+from events.replay_reads import LoggedData
 from events.store import START, Connection, Cursor
-from projections import checkpoints, log_reader
-from projections.log_reader import LoggedData
+from projections import checkpoints
 from projections.projection import Projection
 from projections.twin import Twin
 
@@ -90,7 +91,7 @@ async def rebuild(
             conn, projection.table, projection.rebuild_table, fill_indexes=projection.fill_indexes
         )
         try:
-            total = await log_reader.count(conn, projection.types)
+            total = await replay_reads.count(conn, projection.types)
             done, cursor = await _fill(pool, projection, batch_size, lambda n: report(n, total))
             await twin.build_indexes(conn)
             caught_up, cursor = await _swap(
@@ -107,7 +108,7 @@ async def rebuild(
 async def _read(
     conn: Connection, projection: Projection, after: Cursor, limit: int, *, horizon: bool = True
 ) -> Batch:
-    reader = log_reader.read_data_batch if projection.replay_batch else log_reader.read_batch
+    reader = replay_reads.read_data_batch if projection.replay_batch else replay_reads.read_batch
     return await reader(
         conn, after=after, types=projection.types, limit=limit, behind_horizon=horizon
     )

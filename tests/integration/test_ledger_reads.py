@@ -1,4 +1,4 @@
-"""The ledger's named reads (events/reads.py) against PostgreSQL.
+"""The ledger's named reads (events/reads.py, replay_reads.py) against PostgreSQL.
 
 Each reader of the global order is checked against the trap of DESIGN.md §8: an event whose
 transaction took a lower position but committed later is never skipped.
@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import asyncpg
 import pytest
 
-from events import reads
+from events import reads, replay_reads
 from events.models import Event, NewEvent, register
 from events.store import START, Cursor, EventStore, ExpectedVersion
 from tests.conftest import wait_until
@@ -68,6 +68,20 @@ async def by_projector(db: asyncpg.Pool, after: Cursor) -> list[Cursor]:
     return [Cursor(e.transaction_id, e.position) for e in events]
 
 
+async def by_replay_batch(db: asyncpg.Pool, after: Cursor) -> list[Cursor]:
+    async with db.acquire() as conn:
+        events = await replay_reads.read_batch(conn, after=after, types=["TestNoted"], limit=100)
+    return [Cursor(e.transaction_id, e.position) for e in events]
+
+
+async def by_replay_data_batch(db: asyncpg.Pool, after: Cursor) -> list[Cursor]:
+    async with db.acquire() as conn:
+        logged = await replay_reads.read_data_batch(
+            conn, after=after, types=["TestNoted"], limit=100
+        )
+    return [Cursor(e.transaction_id, e.position) for e in logged]
+
+
 async def by_call(db: asyncpg.Pool, after: Cursor) -> list[Cursor]:
     events = await reads.read_call(db, "call-1", after=after)
     return [Cursor(e.transaction_id, e.position) for e in events]
@@ -82,6 +96,8 @@ READERS: dict[str, Reader] = {
     "read_all": by_read_all,
     "read_all of types": by_read_all_of_types,
     "the projector's read": by_projector,
+    "replay's read_batch": by_replay_batch,
+    "replay's read_data_batch": by_replay_data_batch,
     "read_call": by_call,
     "read_booking": by_booking,
 }
@@ -132,6 +148,42 @@ async def test_every_reader_reads_in_transaction_order_not_position_order(
     # newer one must not pass it by.
     assert [c.position for c in seen] == [2, 1]
     assert await reader(db, seen[0]) == seen[1:]
+
+
+async def test_replay_under_a_writers_lock_reads_every_committed_event(
+    store: EventStore, db: asyncpg.Pool
+) -> None:
+    async with db.acquire() as slow, slow.transaction():
+        await store.append("slow", [noted()], expected_version=ExpectedVersion.ANY, connection=slow)
+        await store.append("fast", [noted()], expected_version=ExpectedVersion.ANY)
+        async with db.acquire() as conn:
+            batch = await replay_reads.read_batch(
+                conn, after=START, types=["TestNoted"], limit=10, behind_horizon=False
+            )
+            data = await replay_reads.read_data_batch(
+                conn, after=START, types=["TestNoted"], limit=10, behind_horizon=False
+            )
+        assert [e.position for e in batch] == [2] == [d.position for d in data]
+
+
+async def test_replay_batches_hold_what_read_all_holds(store: EventStore, db: asyncpg.Pool) -> None:
+    await store.append("s-1", [noted(), NewEvent(Aside()), noted("call-2")], expected_version=0)
+    await horizon_passed(db)
+    expected = await reads.read_all(db, types=["TestNoted"])
+    async with db.acquire() as conn:
+        batch = await replay_reads.read_batch(conn, after=START, types=["TestNoted"], limit=10)
+        data = await replay_reads.read_data_batch(conn, after=START, types=["TestNoted"], limit=10)
+        assert await replay_reads.count(conn, ["TestNoted"]) == 2
+        assert await replay_reads.count(conn, ["TestNoted", "TestAside"]) == 3
+        # Pages: after the first event, at most one.
+        first = Cursor(expected[0].transaction_id, expected[0].position)
+        [second] = await replay_reads.read_batch(conn, after=first, types=["TestNoted"], limit=1)
+    assert batch == expected
+    assert second == expected[1]
+    assert [(d.position, d.event_id, d.type) for d in data] == [
+        (e.position, e.event_id, e.type) for e in expected
+    ]
+    assert [d.data for d in data] == [e.event.model_dump(mode="json") for e in expected]
 
 
 async def test_head_is_the_last_event_behind_the_horizon(
