@@ -1,9 +1,8 @@
 """Reading the global order: every read of "events after this cursor", behind the horizon.
 
-This module (with events/replay_reads.py beside it) is the only code that spells the transaction
-horizon or selects events by cursor (but for the ledger counts, which move here next). The
-projector runner, replay and the audit queries call these functions; none of them reads the
-`events` table itself.
+This module (with events/replay_reads.py and events/counts.py beside it) is the only code that
+spells the transaction horizon or selects events by cursor. The projector runner, replay, the
+audit queries and /metrics call these functions; none of them reads the `events` table itself.
 
 The transaction horizon
 -----------------------

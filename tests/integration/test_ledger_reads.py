@@ -1,4 +1,4 @@
-"""The ledger's named reads (events/reads.py, replay_reads.py) against PostgreSQL.
+"""The ledger's named reads (events/reads.py, replay_reads.py, counts.py) against PostgreSQL.
 
 Each reader of the global order is checked against the trap of DESIGN.md §8: an event whose
 transaction took a lower position but committed later is never skipped.
@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 
 from events import reads, replay_reads
+from events.counts import count_by_type
 from events.models import Event, NewEvent, register
 from events.store import START, Cursor, EventStore, ExpectedVersion
 from tests.conftest import wait_until
@@ -257,3 +258,46 @@ async def test_read_booking_finds_it_by_uid_or_as_a_reschedules_new_uid_once(
     [first] = await reads.read_booking(db, "uid-1", limit=1)
     after = Cursor(first.transaction_id, first.position)
     assert await reads.read_booking(db, "uid-1", after=after) == events[1:]
+
+
+async def noted_counts(since: int, db: asyncpg.Pool) -> tuple[int, int, int]:
+    """The horizon, and how many TestNoted events are settled since `since` and recent."""
+    counts = await count_by_type(db, since=since)
+    settled = sum(c.n for c in counts.settled if c.type == "TestNoted")
+    recent = sum(c.n for c in counts.recent if c.type == "TestNoted")
+    return counts.horizon, settled, recent
+
+
+async def test_counts_split_at_the_horizon_never_miss_a_late_commit(
+    store: EventStore, db: asyncpg.Pool
+) -> None:
+    await store.append("s-1", [noted(), noted()], expected_version=0)
+    await horizon_passed(db)
+    horizon, settled, recent = await noted_counts(0, db)
+    assert (settled, recent) == (2, 0)
+    # Counted from the last horizon on, the settled ones are not counted again.
+    assert (await noted_counts(horizon, db))[1] == 0
+    async with db.acquire() as slow, slow.transaction():
+        await store.append("slow", [noted()], expected_version=0, connection=slow)
+        await store.append("fast", [noted()], expected_version=0)
+        _, settled, recent = await noted_counts(horizon, db)
+        assert (settled, recent) == (0, 1)  # the fast one, above the slow one's horizon
+    await horizon_passed(db)
+    later, settled, recent = await noted_counts(horizon, db)
+    assert (settled, recent) == (2, 0)  # both, the late commit too, exactly once
+    assert later > horizon
+
+
+async def test_counts_group_rejections_by_guard_and_reason(db: asyncpg.Pool) -> None:
+    for guard, reason in [("freshness", "stale_booking"), ("freshness", "stale_booking")]:
+        await db.execute(
+            "INSERT INTO events (stream_id, version, event_id, type, schema_version, data,"
+            " metadata) VALUES (gen_random_uuid()::text, 1, gen_random_uuid(),"
+            " 'BookingRejected', 1, $1, '{}')",
+            {"guard": guard, "reason": reason},
+        )
+    await horizon_passed(db)
+    counts = await count_by_type(db)
+    assert [(c.type, c.guard, c.reason, c.n) for c in counts.settled] == [
+        ("BookingRejected", "freshness", "stale_booking", 2)
+    ]
