@@ -23,6 +23,7 @@ from events.errors import (
     TRANSIENT_DATABASE_ERRORS,
     DatabaseUnavailable,
     EventIdConflict,
+    EventStoreError,
     InvalidEvent,
     WrongExpectedVersion,
     is_transient,
@@ -40,8 +41,11 @@ __all__ = [
     "EventStore",
     "Executor",
     "ExpectedVersion",
-    "batch_columns",
-    "translate_error",
+    "append_arguments",
+    "append_error",
+    "append_statement",
+    "start_stream_arguments",
+    "start_stream_statement",
 ]
 
 DEFAULT_MAX_EVENT_BYTES = 64 * 1024
@@ -97,7 +101,8 @@ SELECT position, transaction_id, stream_id, version, event_id, type, schema_vers
 
 _STREAM_VERSION = "SELECT coalesce(max(version), 0) FROM events WHERE stream_id = $1"
 
-# An event as its row holds it: event id, type, schema version, data and metadata as JSON.
+# An event as its row holds it: event id, type, schema version, data and metadata as JSON
+# (`EventStore.encode`; what `append_arguments` and `start_stream_arguments` take).
 EncodedEvent = tuple[uuid.UUID, str, int, str, str]
 
 
@@ -131,27 +136,17 @@ class EventStore:
         `wake_subscribers()` once it has committed. Appending the same event ids again is a
         no-op that returns -1.
         """
-        if not stream_id:
-            raise InvalidEvent("stream_id must be a non-empty string")
-        if not events:
-            raise InvalidEvent("append needs at least one event")
-        expected = int(expected_version)  # plain ints from here: IntEnum comparisons are slow
-        if expected < _ANY:
-            raise InvalidEvent(
-                f"expected_version must be >= 0 or an ExpectedVersion, got {expected_version}"
-            )
+        expected = _checked(stream_id, events, expected_version)
         executor: Executor = connection if connection is not None else self._pool
         version: int
         try:
             if len(events) == 1 and expected >= _NO_STREAM:
                 version = await _append_one(executor, stream_id, expected, self.encode(events[0]))
             else:
-                columns = batch_columns([self.encode(new) for new in events])
+                columns = _batch_columns([self.encode(new) for new in events])
                 version = await executor.fetchval(_APPEND, stream_id, expected, *columns)
-        except asyncpg.PostgresError as e:
-            raise translate_error(e, stream_id, expected_version) from e
-        except TRANSIENT_DATABASE_ERRORS as e:
-            raise DatabaseUnavailable(f"could not append to {stream_id!r}: {e}") from e
+        except DATABASE_ERRORS as e:
+            raise append_error(e, stream_id, expected_version) from e
         if connection is None:
             self.wake_subscribers()
         return version
@@ -242,7 +237,23 @@ class EventStore:
             raise DatabaseUnavailable(str(e)) from e
 
 
-def batch_columns(rows: Sequence[EncodedEvent]) -> list[list[Any]]:
+def _checked(
+    stream_id: str, events: Sequence[object], expected_version: int | ExpectedVersion
+) -> int:
+    """The expected version as a plain int, once the append's arguments are known to be good."""
+    if not stream_id:
+        raise InvalidEvent("stream_id must be a non-empty string")
+    if not events:
+        raise InvalidEvent("append needs at least one event")
+    expected = int(expected_version)  # plain ints from here: IntEnum comparisons are slow
+    if expected < _ANY:
+        raise InvalidEvent(
+            f"expected_version must be >= 0 or an ExpectedVersion, got {expected_version}"
+        )
+    return expected
+
+
+def _batch_columns(rows: Sequence[EncodedEvent]) -> list[list[Any]]:
     """Encoded events as bg_append_events takes them: one array per column."""
     return [list(column) for column in zip(*rows, strict=True)]
 
@@ -275,23 +286,80 @@ async def _append_one(
     raise WrongExpectedVersion(stream_id, _describe(expected), row["version"])
 
 
-def translate_error(
-    error: asyncpg.PostgresError, stream_id: str, expected: int | ExpectedVersion
+# Appends embedded in a caller's statement
+# -----------------------------------------
+# The booking's phase writes (service/booking/phase_writes.py) append in the same statement as
+# their idempotency-key write (and a confirmation's appointment): one statement is one round
+# trip and atomic without BEGIN and COMMIT, which keeps a booking at two round trips
+# (bench/README.md). These give such a statement the store's append as SQL to embed and its
+# arguments, and tell what its errors mean, so that what is written and checked stays here.
+# Encode the events with `EventStore.encode`, which checks them as `append` does.
+
+
+def append_statement(*, first: int = 1) -> str:
+    """An append as a query to embed (a CTE's body), one row: the stream's new `version`.
+
+    Its parameters, from `$first` on, are `append_arguments(...)`. It checks the expected
+    version as `append` does; a failed check fails the whole statement (see `append_error`).
+    """
+    p = [f"${n}" for n in range(first, first + 7)]
+    return f"SELECT bg_append_events({', '.join(p)}) AS version"
+
+
+def append_arguments(
+    stream_id: str, events: Sequence[EncodedEvent], *, expected_version: int | ExpectedVersion
+) -> list[Any]:
+    """The parameters of `append_statement`: append `events` at `expected_version`."""
+    expected = _checked(stream_id, events, expected_version)
+    return [stream_id, expected, *_batch_columns(events)]
+
+
+def start_stream_statement(*, first: int = 1, once_per: str) -> str:
+    """The INSERT of a new stream's first event, to follow the caller's CTE `once_per`.
+
+    The event is written if that CTE returns a row (say, an idempotency key just claimed) and
+    not otherwise; the statement's status tells which ("INSERT 0 1" or "INSERT 0 0"). Its
+    parameters, from `$first` on, are `start_stream_arguments(...)`. A stream that exists
+    already fails the statement (`append_error` makes that WrongExpectedVersion).
+    """
+    if not once_per.isidentifier():
+        raise ValueError(f"once_per must name a CTE, got {once_per!r}")
+    p = [f"${n}" for n in range(first, first + 6)]
+    return f"""
+INSERT INTO events (stream_id, version, event_id, type, schema_version, data, metadata)
+SELECT {p[0]}, 1, {", ".join(p[1:])} FROM {once_per}
+"""
+
+
+def start_stream_arguments(stream_id: str, event: EncodedEvent) -> list[Any]:
+    """The parameters of `start_stream_statement`: `event` as version 1 of `stream_id`."""
+    _checked(stream_id, [event], ExpectedVersion.NO_STREAM)
+    return [stream_id, *event]
+
+
+def append_error(
+    error: Exception, stream_id: str, expected_version: int | ExpectedVersion
 ) -> Exception:
-    """The store's error for what PostgreSQL said about an append (or `error` itself)."""
+    """The store's error for an append that failed with `error` (else `error` itself).
+
+    WrongExpectedVersion or EventIdConflict for what PostgreSQL said about the append,
+    DatabaseUnavailable when the database is away (events/errors.py).
+    """
+    if isinstance(error, EventStoreError):
+        return error
+    if is_transient(error):
+        return DatabaseUnavailable(f"could not append to {stream_id!r}: {error}")
     sqlstate = getattr(error, "sqlstate", None)
     if sqlstate == "BG001":
         detail = getattr(error, "detail", None) or "0"
-        return WrongExpectedVersion(stream_id, _describe(expected), int(detail))
+        return WrongExpectedVersion(stream_id, _describe(expected_version), int(detail))
     if sqlstate == "BG002":
         return EventIdConflict(stream_id)
     if sqlstate == "23505":
-        # Unreachable through the store (its inserts skip taken versions and look again); a
-        # writer inserting into `events` by hand could still cause it. The actual version is
-        # unknown here, hence -1.
-        return WrongExpectedVersion(stream_id, _describe(expected), -1)
-    if is_transient(error):
-        return DatabaseUnavailable(str(error))
+        # `append` never meets it (its inserts skip taken versions and look again); a stream
+        # started by `start_stream_statement` that exists already does, and so would a writer
+        # inserting into `events` by hand. The actual version is unknown here, hence -1.
+        return WrongExpectedVersion(stream_id, _describe(expected_version), -1)
     return error
 
 

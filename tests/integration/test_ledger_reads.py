@@ -13,8 +13,19 @@ import pytest
 
 from events import reads, replay_reads
 from events.counts import count_by_type
+from events.errors import EventIdConflict, WrongExpectedVersion
 from events.models import Event, NewEvent, register
-from events.store import START, Cursor, EventStore, ExpectedVersion
+from events.store import (
+    START,
+    Cursor,
+    EventStore,
+    ExpectedVersion,
+    append_arguments,
+    append_error,
+    append_statement,
+    start_stream_arguments,
+    start_stream_statement,
+)
 from tests.conftest import wait_until
 from tests.integration.test_projector import horizon_passed, last_appended
 
@@ -301,3 +312,52 @@ async def test_counts_group_rejections_by_guard_and_reason(db: asyncpg.Pool) -> 
     assert [(c.type, c.guard, c.reason, c.n) for c in counts.settled] == [
         ("BookingRejected", "freshness", "stale_booking", 2)
     ]
+
+
+_EMBEDDED_APPEND = f"""
+WITH appended AS (
+    {append_statement(first=1)}
+)
+SELECT version FROM appended
+"""
+
+_EMBEDDED_START = f"""
+WITH allowed AS (SELECT 1 WHERE $1::boolean)
+{start_stream_statement(first=2, once_per="allowed").strip()}
+"""
+
+
+async def test_an_embedded_append_checks_the_expected_version_as_append_does(
+    store: EventStore, db: asyncpg.Pool
+) -> None:
+    args = append_arguments("s-1", [store.encode(noted())], expected_version=0)
+    assert await db.fetchval(_EMBEDDED_APPEND, *args) == 1
+    stale = append_arguments("s-1", [store.encode(noted())], expected_version=0)
+    with pytest.raises(asyncpg.PostgresError) as refused:
+        await db.fetchval(_EMBEDDED_APPEND, *stale)
+    translated = append_error(refused.value, "s-1", 0)
+    assert isinstance(translated, WrongExpectedVersion)
+    assert translated.actual == 1
+    reused = store.encode(noted())
+    await store.append("s-2", [NewEvent(Aside(), event_id=reused[0])], expected_version=0)
+    with pytest.raises(asyncpg.PostgresError) as conflict:
+        await db.fetchval(_EMBEDDED_APPEND, *append_arguments("s-3", [reused], expected_version=0))
+    assert isinstance(append_error(conflict.value, "s-3", 0), EventIdConflict)
+    assert [e.version for e in await store.read_stream("s-1")] == [1]
+
+
+async def test_an_embedded_stream_start_writes_once_per_row_of_its_cte(
+    store: EventStore, db: asyncpg.Pool
+) -> None:
+    def first_event() -> list[object]:
+        return start_stream_arguments("s-1", store.encode(noted()))
+
+    assert await db.execute(_EMBEDDED_START, False, *first_event()) == "INSERT 0 0"
+    assert await db.execute(_EMBEDDED_START, True, *first_event()) == "INSERT 0 1"
+    with pytest.raises(asyncpg.PostgresError) as exists:
+        await db.execute(_EMBEDDED_START, True, *first_event())
+    refused = append_error(exists.value, "s-1", ExpectedVersion.NO_STREAM)
+    assert isinstance(refused, WrongExpectedVersion)
+    assert [e.version for e in await store.read_stream("s-1")] == [1]
+    with pytest.raises(ValueError, match="CTE"):
+        start_stream_statement(once_per="x; DROP TABLE events")

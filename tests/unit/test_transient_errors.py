@@ -16,6 +16,7 @@ from events.errors import (
     WrongExpectedVersion,
     is_transient,
 )
+from events.store import ExpectedVersion, append_error
 from projections.errors import RETRY_LATER
 
 TRANSIENT: list[BaseException] = [
@@ -94,3 +95,16 @@ def test_database_errors_are_the_transient_ones_and_every_answer_of_postgresql()
         assert isinstance(error, DATABASE_ERRORS)
     assert isinstance(asyncpg.UniqueViolationError("x"), DATABASE_ERRORS)
     assert not isinstance(ValueError("a bug"), DATABASE_ERRORS)
+
+
+@pytest.mark.parametrize("error", [e for e in TRANSIENT if isinstance(e, Exception)], ids=_name)
+def test_an_append_failing_on_the_database_being_away_is_database_unavailable(
+    error: Exception,
+) -> None:
+    translated = append_error(error, "s-1", ExpectedVersion.ANY)
+    assert isinstance(translated, DatabaseUnavailable)
+
+
+def test_an_append_failing_on_a_bug_keeps_its_error() -> None:
+    error = asyncpg.PostgresSyntaxError("syntax error")
+    assert append_error(error, "s-1", 3) is error
