@@ -6,7 +6,7 @@ CREATE TABLE IF NOT EXISTS events (
     position        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     -- The writing transaction. Subscribers read in (transaction_id, position) order and only
     -- below the oldest running transaction, so an event whose transaction took a lower position
-    -- but committed later is never skipped (see events/store.py, "the transaction horizon").
+    -- but committed later is never skipped (see events/reads.py, "the transaction horizon").
     transaction_id  xid8        NOT NULL DEFAULT pg_current_xact_id(),
     stream_id       text        NOT NULL,
     version         integer     NOT NULL CHECK (version > 0),

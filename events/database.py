@@ -11,12 +11,17 @@ from typing import Any
 
 import asyncpg
 import orjson
+from asyncpg.pool import PoolConnectionProxy
 
 from events.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
-# Any one transaction left idle stalls every subscriber (see events/store.py), so none may linger.
+# A connection of our own or one borrowed from a pool; an executor is either, or the pool itself.
+Connection = asyncpg.Connection | PoolConnectionProxy
+Executor = asyncpg.Pool | Connection
+
+# Any one transaction left idle stalls every subscriber (see events/reads.py), so none may linger.
 IDLE_IN_TRANSACTION_TIMEOUT_MS = 10_000
 _SCHEMA_LOCK_KEY = 0x6267_5343  # "bgSC": one process applies the schema at a time
 

@@ -1,6 +1,12 @@
-"""Errors the event store raises; each names what the caller can do next."""
+"""Errors the event store raises; each names what the caller can do next.
+
+Also the one list of errors that mean "the database is away, retry later", which every caller
+that must tell that from a bug uses (`is_transient`, `TRANSIENT_DATABASE_ERRORS`).
+"""
 
 from __future__ import annotations
+
+import asyncpg
 
 
 class EventStoreError(Exception):
@@ -45,3 +51,43 @@ class InvalidEvent(EventStoreError):
 
 class DatabaseUnavailable(EventStoreError):
     """PostgreSQL cannot be reached right now; retrying later may succeed."""
+
+
+# The database being away or overwhelmed: the same work may succeed later, so callers retry,
+# pause or answer 503 instead of treating it as a bug. Nothing else belongs here.
+TRANSIENT_DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    # No route, refused, reset, and TimeoutError (an OSError) from connecting or `asyncio.timeout`.
+    OSError,
+    # "connection is closed": the server ended the session under us.
+    asyncpg.InterfaceError,
+    # Class 08: the connection failed or does not exist.
+    asyncpg.PostgresConnectionError,
+    # Class 57: 57P01-57P03, the server is shutting down or starting up (a restart, a failover);
+    # 57014, a statement cancelled by statement_timeout or an operator, may run again later.
+    asyncpg.OperatorInterventionError,
+    # Class 53: too many connections (a restart's clients reconnecting), out of memory, disk full.
+    asyncpg.InsufficientResourcesError,
+    # What asyncpg sometimes raises instead on a session the server terminated ("cannot switch
+    # to state 15; another operation is in progress", MagicStack/asyncpg#1069); the pool
+    # terminates that connection on release, so the retry gets a fresh one.
+    asyncpg.InternalClientError,
+    # Ours: raised by the store and the pool for all of the above.
+    DatabaseUnavailable,
+)
+# Not here: class 40, a deadlock (40P01) or serialization failure (40001). The database is there
+# and chose another transaction over this one; that is a conflict the caller answers on its own
+# (the API as `database_conflict`, a projector by trying the batch again), not the database away.
+
+
+# Whatever the database or the connection to it may raise: the above and every answer of the
+# server (a constraint, a version check, a missing table). For code that translates or reports
+# what the database said; whether to retry is `is_transient`'s to say.
+DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    asyncpg.PostgresError,
+    *TRANSIENT_DATABASE_ERRORS,
+)
+
+
+def is_transient(error: BaseException) -> bool:
+    """True when `error` means the database is away for now and the same work may succeed later."""
+    return isinstance(error, TRANSIENT_DATABASE_ERRORS)

@@ -1,20 +1,8 @@
 """The event store: append with an expected version, read a stream, read everything in order.
 
-The transaction horizon
------------------------
-A subscriber that reads "position > checkpoint" can skip an event: positions are taken when a
-row is inserted, not when its transaction commits, so a transaction holding position 7 may
-commit after one holding position 8 has been read. Serialising every append (a table lock, a
-counter row) closes that hole at a large cost to throughput; waiting for gaps with a timeout
-(old Marten) skips events under load.
-
-We do neither. Every row records its writing transaction (`xid8`, `pg_current_xact_id()`), and
-`read_all` returns only rows whose transaction is older than every transaction still running
-(`pg_snapshot_xmin(pg_current_snapshot())`), ordered by (transaction id, position). Once a
-transaction id is below the horizon no new row can appear beneath it, so a checkpoint taken as
-the pair (transaction id, position) never passes an event that is yet to commit. The price: a
-transaction left open anywhere holds every subscriber back, which is why the pool sets
-`idle_in_transaction_session_timeout` and `/ready` reports the oldest open transaction.
+Reads of the global order ("events after this cursor") are in events/reads.py, which explains
+the transaction horizon they read behind; `EventStore.read_all` and `head` are those reads over
+the store's pool. Callers import `Cursor`, `START` and `Connection` from here too.
 """
 
 from __future__ import annotations
@@ -24,18 +12,41 @@ import enum
 import logging
 import uuid
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import asyncpg
-from asyncpg.pool import PoolConnectionProxy
 
+from events import reads
+from events.database import Connection, Executor
 from events.errors import (
+    DATABASE_ERRORS,
+    TRANSIENT_DATABASE_ERRORS,
     DatabaseUnavailable,
     EventIdConflict,
+    EventStoreError,
     InvalidEvent,
     WrongExpectedVersion,
+    is_transient,
 )
-from events.models import EventMetadata, NewEvent, RecordedEvent, decode, model_for
+from events.models import NewEvent, RecordedEvent, model_for
+from events.reads import START, Cursor, to_recorded
+
+__all__ = [
+    "DEFAULT_MAX_EVENT_BYTES",
+    "START",
+    "WAKE_INTERVAL_SECONDS",
+    "Connection",
+    "Cursor",
+    "EncodedEvent",
+    "EventStore",
+    "Executor",
+    "ExpectedVersion",
+    "append_arguments",
+    "append_error",
+    "append_statement",
+    "start_stream_arguments",
+    "start_stream_statement",
+]
 
 DEFAULT_MAX_EVENT_BYTES = 64 * 1024
 
@@ -50,27 +61,6 @@ class ExpectedVersion(enum.IntEnum):
     ANY = -3
 
 
-class Cursor(NamedTuple):
-    """A place in the global order: after the event at (transaction_id, position)."""
-
-    transaction_id: int
-    position: int
-
-    def __str__(self) -> str:
-        return f"{self.transaction_id}.{self.position}"
-
-    @classmethod
-    def parse(cls, text: str) -> Cursor:
-        """Read a cursor written by `str(cursor)`; "0" means the start."""
-        if text == "0":
-            return START
-        transaction_id, sep, position = text.partition(".")
-        if not sep or not transaction_id.isdigit() or not position.isdigit():
-            raise ValueError(f"a cursor looks like '<transaction>.<position>', got {text!r}")
-        return cls(int(transaction_id), int(position))
-
-
-START = Cursor(0, 0)
 _NO_STREAM, _ANY = int(ExpectedVersion.NO_STREAM), int(ExpectedVersion.ANY)
 
 _APPEND = "SELECT bg_append_events($1, $2, $3, $4, $5, $6, $7)"
@@ -100,48 +90,20 @@ _NOTIFY = "SELECT pg_notify('bg_events', '')"
 # commit of its own, which at one writer would otherwise double the commits.
 WAKE_INTERVAL_SECONDS = 0.05
 
-_COLUMNS = (
-    "position, transaction_id, stream_id, version, event_id, type, schema_version,"
-    " data, metadata, recorded_at"
-)
-
-_READ_STREAM = f"""
-SELECT {_COLUMNS} FROM events
+_READ_STREAM = """
+SELECT position, transaction_id, stream_id, version, event_id, type, schema_version,
+       data, metadata, recorded_at
+  FROM events
  WHERE stream_id = $1 AND version > $2
  ORDER BY version
  LIMIT $3
 """
 
-_READ_ALL = f"""
-SELECT {_COLUMNS} FROM events
- WHERE (transaction_id, position) > ($1::xid8, $2::bigint)
-   AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
- ORDER BY transaction_id, position
- LIMIT $3
-"""
-
-_READ_ALL_OF_TYPES = f"""
-SELECT {_COLUMNS} FROM events
- WHERE type = ANY($4::text[])
-   AND (transaction_id, position) > ($1::xid8, $2::bigint)
-   AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
- ORDER BY transaction_id, position
- LIMIT $3
-"""
-
 _STREAM_VERSION = "SELECT coalesce(max(version), 0) FROM events WHERE stream_id = $1"
 
-_HEAD = """
-SELECT transaction_id, position FROM events
- WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
- ORDER BY transaction_id DESC, position DESC
- LIMIT 1
-"""
-
-Connection = asyncpg.Connection | PoolConnectionProxy
-# An event as its row holds it: event id, type, schema version, data and metadata as JSON.
+# An event as its row holds it: event id, type, schema version, data and metadata as JSON
+# (`EventStore.encode`; what `append_arguments` and `start_stream_arguments` take).
 EncodedEvent = tuple[uuid.UUID, str, int, str, str]
-Executor = asyncpg.Pool | Connection
 
 
 class EventStore:
@@ -174,27 +136,17 @@ class EventStore:
         `wake_subscribers()` once it has committed. Appending the same event ids again is a
         no-op that returns -1.
         """
-        if not stream_id:
-            raise InvalidEvent("stream_id must be a non-empty string")
-        if not events:
-            raise InvalidEvent("append needs at least one event")
-        expected = int(expected_version)  # plain ints from here: IntEnum comparisons are slow
-        if expected < _ANY:
-            raise InvalidEvent(
-                f"expected_version must be >= 0 or an ExpectedVersion, got {expected_version}"
-            )
+        expected = _checked(stream_id, events, expected_version)
         executor: Executor = connection if connection is not None else self._pool
         version: int
         try:
             if len(events) == 1 and expected >= _NO_STREAM:
                 version = await _append_one(executor, stream_id, expected, self.encode(events[0]))
             else:
-                columns = batch_columns([self.encode(new) for new in events])
+                columns = _batch_columns([self.encode(new) for new in events])
                 version = await executor.fetchval(_APPEND, stream_id, expected, *columns)
-        except asyncpg.PostgresError as e:
-            raise translate_error(e, stream_id, expected_version) from e
-        except (OSError, asyncpg.InterfaceError) as e:
-            raise DatabaseUnavailable(f"could not append to {stream_id!r}: {e}") from e
+        except DATABASE_ERRORS as e:
+            raise append_error(e, stream_id, expected_version) from e
         if connection is None:
             self.wake_subscribers()
         return version
@@ -216,7 +168,7 @@ class EventStore:
             self._wake_again = False
             try:
                 await self._pool.execute(_NOTIFY)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+            except DATABASE_ERRORS as e:
                 log.debug("wake-up NOTIFY failed, subscribers will poll: %s", e)
                 return
             await asyncio.sleep(self._wake_interval)
@@ -263,37 +215,45 @@ class EventStore:
         types: Sequence[str] | None = None,
         connection: Connection | None = None,
     ) -> list[RecordedEvent]:
-        """Committed events after `after` in global order, never skipping a late commit."""
-        if limit <= 0:
-            raise ValueError(f"limit must be positive, got {limit}")
+        """Committed events after `after` in global order, never skipping a late commit.
+
+        `reads.read_all` on the store's pool, or on `connection` (a projector reads inside the
+        transaction that applies the events and advances its checkpoint).
+        """
         executor: Executor = connection if connection is not None else self._pool
-        if types:
-            rows = await executor.fetch(
-                _READ_ALL_OF_TYPES, after.transaction_id, after.position, limit, list(types)
-            )
-        else:
-            rows = await executor.fetch(_READ_ALL, after.transaction_id, after.position, limit)
-        return [to_recorded(row) for row in rows]
+        return await reads.read_all(executor, after=after, limit=limit, types=types)
 
     async def head(self) -> Cursor:
         """The cursor of the last event a subscriber can read now."""
-        row = await self._fetchrow(_HEAD)
-        return START if row is None else Cursor(row["transaction_id"], row["position"])
+        try:
+            return await reads.head(self._pool)
+        except TRANSIENT_DATABASE_ERRORS as e:
+            raise DatabaseUnavailable(str(e)) from e
 
     async def _fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
         try:
             return await self._pool.fetch(query, *args)
-        except (OSError, asyncpg.InterfaceError) as e:
-            raise DatabaseUnavailable(str(e)) from e
-
-    async def _fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
-        try:
-            return await self._pool.fetchrow(query, *args)
-        except (OSError, asyncpg.InterfaceError) as e:
+        except TRANSIENT_DATABASE_ERRORS as e:
             raise DatabaseUnavailable(str(e)) from e
 
 
-def batch_columns(rows: Sequence[EncodedEvent]) -> list[list[Any]]:
+def _checked(
+    stream_id: str, events: Sequence[object], expected_version: int | ExpectedVersion
+) -> int:
+    """The expected version as a plain int, once the append's arguments are known to be good."""
+    if not stream_id:
+        raise InvalidEvent("stream_id must be a non-empty string")
+    if not events:
+        raise InvalidEvent("append needs at least one event")
+    expected = int(expected_version)  # plain ints from here: IntEnum comparisons are slow
+    if expected < _ANY:
+        raise InvalidEvent(
+            f"expected_version must be >= 0 or an ExpectedVersion, got {expected_version}"
+        )
+    return expected
+
+
+def _batch_columns(rows: Sequence[EncodedEvent]) -> list[list[Any]]:
     """Encoded events as bg_append_events takes them: one array per column."""
     return [list(column) for column in zip(*rows, strict=True)]
 
@@ -326,39 +286,80 @@ async def _append_one(
     raise WrongExpectedVersion(stream_id, _describe(expected), row["version"])
 
 
-def to_recorded(row: asyncpg.Record) -> RecordedEvent:
-    """Turn an `events` row into a RecordedEvent, upcasting old schema versions."""
-    return RecordedEvent(
-        position=row["position"],
-        transaction_id=row["transaction_id"],
-        stream_id=row["stream_id"],
-        version=row["version"],
-        event_id=row["event_id"],
-        type=row["type"],
-        schema_version=row["schema_version"],
-        event=decode(row["type"], row["schema_version"], row["data"]),
-        metadata=EventMetadata.model_validate(row["metadata"]),
-        recorded_at=row["recorded_at"],
-    )
+# Appends embedded in a caller's statement
+# -----------------------------------------
+# The booking's phase writes (service/booking/phase_writes.py) append in the same statement as
+# their idempotency-key write (and a confirmation's appointment): one statement is one round
+# trip and atomic without BEGIN and COMMIT, which keeps a booking at two round trips
+# (bench/README.md). These give such a statement the store's append as SQL to embed and its
+# arguments, and tell what its errors mean, so that what is written and checked stays here.
+# Encode the events with `EventStore.encode`, which checks them as `append` does.
 
 
-def translate_error(
-    error: asyncpg.PostgresError, stream_id: str, expected: int | ExpectedVersion
+def append_statement(*, first: int = 1) -> str:
+    """An append as a query to embed (a CTE's body), one row: the stream's new `version`.
+
+    Its parameters, from `$first` on, are `append_arguments(...)`. It checks the expected
+    version as `append` does; a failed check fails the whole statement (see `append_error`).
+    """
+    p = [f"${n}" for n in range(first, first + 7)]
+    return f"SELECT bg_append_events({', '.join(p)}) AS version"
+
+
+def append_arguments(
+    stream_id: str, events: Sequence[EncodedEvent], *, expected_version: int | ExpectedVersion
+) -> list[Any]:
+    """The parameters of `append_statement`: append `events` at `expected_version`."""
+    expected = _checked(stream_id, events, expected_version)
+    return [stream_id, expected, *_batch_columns(events)]
+
+
+def start_stream_statement(*, first: int = 1, once_per: str) -> str:
+    """The INSERT of a new stream's first event, to follow the caller's CTE `once_per`.
+
+    The event is written if that CTE returns a row (say, an idempotency key just claimed) and
+    not otherwise; the statement's status tells which ("INSERT 0 1" or "INSERT 0 0"). Its
+    parameters, from `$first` on, are `start_stream_arguments(...)`. A stream that exists
+    already fails the statement (`append_error` makes that WrongExpectedVersion).
+    """
+    if not once_per.isidentifier():
+        raise ValueError(f"once_per must name a CTE, got {once_per!r}")
+    p = [f"${n}" for n in range(first, first + 6)]
+    return f"""
+INSERT INTO events (stream_id, version, event_id, type, schema_version, data, metadata)
+SELECT {p[0]}, 1, {", ".join(p[1:])} FROM {once_per}
+"""
+
+
+def start_stream_arguments(stream_id: str, event: EncodedEvent) -> list[Any]:
+    """The parameters of `start_stream_statement`: `event` as version 1 of `stream_id`."""
+    _checked(stream_id, [event], ExpectedVersion.NO_STREAM)
+    return [stream_id, *event]
+
+
+def append_error(
+    error: Exception, stream_id: str, expected_version: int | ExpectedVersion
 ) -> Exception:
-    """The store's error for what PostgreSQL said about an append (or `error` itself)."""
+    """The store's error for an append that failed with `error` (else `error` itself).
+
+    WrongExpectedVersion or EventIdConflict for what PostgreSQL said about the append,
+    DatabaseUnavailable when the database is away (events/errors.py).
+    """
+    if isinstance(error, EventStoreError):
+        return error
+    if is_transient(error):
+        return DatabaseUnavailable(f"could not append to {stream_id!r}: {error}")
     sqlstate = getattr(error, "sqlstate", None)
     if sqlstate == "BG001":
         detail = getattr(error, "detail", None) or "0"
-        return WrongExpectedVersion(stream_id, _describe(expected), int(detail))
+        return WrongExpectedVersion(stream_id, _describe(expected_version), int(detail))
     if sqlstate == "BG002":
         return EventIdConflict(stream_id)
     if sqlstate == "23505":
-        # Unreachable through the store (its inserts skip taken versions and look again); a
-        # writer inserting into `events` by hand could still cause it. The actual version is
-        # unknown here, hence -1.
-        return WrongExpectedVersion(stream_id, _describe(expected), -1)
-    if sqlstate is not None and sqlstate.startswith(("08", "57P")):
-        return DatabaseUnavailable(str(error))
+        # `append` never meets it (its inserts skip taken versions and look again); a stream
+        # started by `start_stream_statement` that exists already does, and so would a writer
+        # inserting into `events` by hand. The actual version is unknown here, hence -1.
+        return WrongExpectedVersion(stream_id, _describe(expected_version), -1)
     return error
 
 

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from events.models import RecordedEvent
+from events.replay_reads import LoggedData
 from events.store import Connection
 from projections import appointments
-from projections.log_reader import LoggedData
 from projections.projection import Projection
 
 _TABLES: Final = {appointments.TABLE: appointments.STATES}

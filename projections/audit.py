@@ -1,9 +1,9 @@
 """Audit queries: what happened on one call, to one Cal.com booking, and everywhere, in order.
 
-They read the log itself (indexes `events_call_id`, `events_booking_uid`, `events_new_booking_uid`
-in schema.sql), in the global (transaction id, position) order and behind the transaction
-horizon like every subscriber, so a page boundary never skips an event that commits late. Pages
-are keyset-paginated: `next` is the cursor of a full page's last event, None on the last page.
+They read the log through events/reads.py (`read_call`, `read_booking`, `read_all`), in the
+global (transaction id, position) order and behind the transaction horizon like every
+subscriber, so a page boundary never skips an event that commits late. Pages are
+keyset-paginated: `next` is the cursor of a full page's last event, None on the last page.
 """
 
 from __future__ import annotations
@@ -15,43 +15,11 @@ from typing import Any
 
 import asyncpg
 
+from events import reads
 from events.models import RecordedEvent
-from events.store import START, Cursor, EventStore, to_recorded
+from events.store import START, Cursor, EventStore
 
 MAX_LIMIT = 1000
-
-_COLUMNS = (
-    "position, transaction_id, stream_id, version, event_id, type, schema_version,"
-    " data, metadata, recorded_at"
-)
-# MATERIALIZED: find the call's few events through its index first. Left to itself the planner
-# walks the whole log in (transaction id, position) order to meet ORDER BY ... LIMIT early.
-_CALL_TIMELINE = f"""
-WITH about AS MATERIALIZED (
-    SELECT {_COLUMNS} FROM events
-     WHERE data ? 'call_id' AND data ->> 'call_id' = $1
-)
-SELECT * FROM about
- WHERE (transaction_id, position) > ($2::xid8, $3::bigint)
-   AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
- ORDER BY transaction_id, position
- LIMIT $4
-"""
-_BOOKING_HISTORY = f"""
-WITH about AS MATERIALIZED (
-    SELECT {_COLUMNS} FROM events
-     WHERE data ? 'booking_uid' AND data ->> 'booking_uid' = $1
-    UNION ALL
-    SELECT {_COLUMNS} FROM events
-     WHERE data ? 'new_booking_uid' AND data ->> 'new_booking_uid' = $1
-       AND data ->> 'booking_uid' IS DISTINCT FROM $1
-)
-SELECT * FROM about
- WHERE (transaction_id, position) > ($2::xid8, $3::bigint)
-   AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
- ORDER BY transaction_id, position
- LIMIT $4
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +50,7 @@ async def call_timeline(
 ) -> EventPage:
     """Every event of one call (its attempts, outcomes, webhooks), oldest first."""
     _check_limit(limit)
-    rows = await pool.fetch(_CALL_TIMELINE, call_id, after.transaction_id, after.position, limit)
-    return _page([to_recorded(row) for row in rows], limit)
+    return _page(await reads.read_call(pool, call_id, after=after, limit=limit), limit)
 
 
 async def booking_history(
@@ -91,9 +58,7 @@ async def booking_history(
 ) -> EventPage:
     """Every event, from every call, about one Cal.com booking uid, oldest first."""
     _check_limit(limit)
-    args = (booking_uid, after.transaction_id, after.position, limit)
-    rows = await pool.fetch(_BOOKING_HISTORY, *args)
-    return _page([to_recorded(row) for row in rows], limit)
+    return _page(await reads.read_booking(pool, booking_uid, after=after, limit=limit), limit)
 
 
 async def feed(

@@ -1,13 +1,12 @@
-"""Where each projection has got to: the `projection_checkpoints` row, its state and its lag.
+"""Where each projection has got to: the `projection_checkpoints` row and its state.
 
 A checkpoint is the pair (transaction id, position) of the last event applied, never a position
-alone (see events/store.py, "the transaction horizon"). It moves only in the transaction that
+alone (see events/reads.py, "the transaction horizon"). It moves only in the transaction that
 writes the projection's rows, so a crash can neither apply an event twice nor skip one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -53,14 +52,6 @@ VALUES ($1, $2::xid8, $3)
        state = 'running', error = NULL, updated_at = now()
 """
 
-_BEHIND = """
-SELECT count(*) AS events,
-       coalesce(extract(epoch FROM clock_timestamp() - min(recorded_at)), 0)::float8 AS seconds
-  FROM events
- WHERE type = ANY($3::text[])
-   AND (transaction_id, position) > ($1::xid8, $2::bigint)
-"""
-
 
 @dataclass(frozen=True, slots=True)
 class Checkpoint:
@@ -69,14 +60,6 @@ class Checkpoint:
     cursor: Cursor
     state: str
     error: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Behind:
-    """How far a checkpoint trails the log: unapplied events, and the age of the oldest."""
-
-    events: int
-    seconds: float
 
 
 NOT_STARTED = Checkpoint(START, RUNNING, None)
@@ -122,12 +105,3 @@ async def resume(executor: Connection | asyncpg.Pool, name: str) -> bool:
 async def reset(connection: Connection, name: str, cursor: Cursor) -> None:
     """Put the checkpoint at `cursor` and mark it running (after a rebuild swapped its table)."""
     await connection.execute(_RESET, name, cursor.transaction_id, cursor.position)
-
-
-async def behind(
-    executor: Connection | asyncpg.Pool, cursor: Cursor, types: Sequence[str]
-) -> Behind:
-    """Events of `types` after `cursor`, and how long the oldest of them has waited."""
-    row = await executor.fetchrow(_BEHIND, cursor.transaction_id, cursor.position, list(types))
-    assert row is not None  # an aggregate always returns one row
-    return Behind(events=row["events"], seconds=row["seconds"])

@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import asyncpg
 
-from events.errors import DatabaseUnavailable
+from events.errors import TRANSIENT_DATABASE_ERRORS
 
-# Errors of the database being away or busy, after which the same work will succeed later.
-# Anything else raised while applying a batch is the projection's own fault.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.InterfaceError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.OperatorInterventionError,
-    asyncpg.InsufficientResourcesError,
+# After these the same batch will succeed later, so the runner pauses and tries again: the
+# database being away (the one list, events/errors.py), or a transaction it rolled back in
+# favour of another (class 40: deadlock, serialization failure), which is no fault of the
+# projection either. Anything else raised while applying a batch is the projection's own.
+RETRY_LATER: tuple[type[Exception], ...] = (
+    *TRANSIENT_DATABASE_ERRORS,
     asyncpg.TransactionRollbackError,
-    DatabaseUnavailable,
 )
 
 

@@ -11,8 +11,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from events.models import RecordedEvent
+from events.replay_reads import LoggedData
 from events.store import Connection
-from projections.log_reader import LoggedData
 
 ApplyBatch = Callable[[Connection, Sequence[RecordedEvent], str], Awaitable[None]]
 """Apply events, in order, to the named table: the live one or its `<table>_rebuild` twin."""

@@ -20,7 +20,7 @@ from projections.projection import Projection
 from projections.runner import ProjectionLag, ProjectionRunner
 
 # The horizon is the whole server's: a transaction with an id, in any database, holds back
-# every projector until it ends (see events/store.py).
+# every projector until it ends (see events/reads.py).
 _OLDEST_TRANSACTION = """
 SELECT coalesce(extract(epoch FROM clock_timestamp() - min(xact_start)), 0)::float8
   FROM pg_stat_activity

@@ -19,10 +19,12 @@ from typing import cast
 
 import asyncpg
 
+from events import replay_reads
+from events.errors import DATABASE_ERRORS
 from events.models import RecordedEvent
+from events.replay_reads import LoggedData
 from events.store import START, Connection, Cursor
-from projections import checkpoints, log_reader
-from projections.log_reader import LoggedData
+from projections import checkpoints
 from projections.projection import Projection
 from projections.twin import Twin
 
@@ -96,7 +98,7 @@ async def rebuild(
         for side in projection.side_tables:
             twins.append(await Twin.create(conn, side, f"{side}_rebuild", fill_indexes=None))
         try:
-            total = await log_reader.count(conn, projection.types)
+            total = await replay_reads.count(conn, projection.types)
             done, cursor = await _fill(pool, projection, batch_size, lambda n: report(n, total))
             for twin in twins:
                 await twin.build_indexes(conn)
@@ -104,7 +106,7 @@ async def rebuild(
                 conn, projection, twins, cursor, batch_size, lock_timeout
             )
         finally:
-            with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+            with contextlib.suppress(*DATABASE_ERRORS):
                 for twin in twins:
                     await twin.drop(conn)
                 await conn.execute("SELECT pg_advisory_unlock_all()")
@@ -115,7 +117,7 @@ async def rebuild(
 async def _read(
     conn: Connection, projection: Projection, after: Cursor, limit: int, *, horizon: bool = True
 ) -> Batch:
-    reader = log_reader.read_data_batch if projection.replay_batch else log_reader.read_batch
+    reader = replay_reads.read_data_batch if projection.replay_batch else replay_reads.read_batch
     return await reader(
         conn, after=after, types=projection.types, limit=limit, behind_horizon=horizon
     )

@@ -22,13 +22,14 @@ from typing import Any
 
 import asyncpg
 
+from events import reads
 from events.models import RecordedEvent
 from events.store import START, Connection, Cursor, EventStore
 from projections import checkpoints
-from projections.errors import TRANSIENT_ERRORS, ProjectionFailed
+from projections.errors import RETRY_LATER, ProjectionFailed
 from projections.projection import Projection
 
-__all__ = ["TRANSIENT_ERRORS", "ProjectionFailed", "ProjectionLag", "ProjectionRunner"]
+__all__ = ["ProjectionFailed", "ProjectionLag", "ProjectionRunner"]
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,6 @@ CHANNEL = "bg_events"
 _TRY_LOCK = "SELECT pg_try_advisory_lock(hashtextextended('bg-projection:' || $1, 0))"
 _UNLOCK = "SELECT pg_advisory_unlock(hashtextextended('bg-projection:' || $1, 0))"
 RECHECK_AFTER_NOTIFY = 0.05
-_CURSOR_OF = "SELECT transaction_id, position FROM events WHERE position = $1"
 
 
 @dataclass(slots=True)
@@ -133,7 +133,7 @@ class ProjectionRunner:
     async def lag(self) -> ProjectionLag:
         """Events not yet applied and the age of the oldest, from the stored checkpoint."""
         stored = await checkpoints.read(self._pool, self.name)
-        behind = await checkpoints.behind(self._pool, stored.cursor, self.projection.types)
+        behind = await reads.backlog(self._pool, after=stored.cursor, types=self.projection.types)
         return ProjectionLag(
             name=self.name,
             state=stored.state,
@@ -151,10 +151,10 @@ class ProjectionRunner:
         """
         async with asyncio.timeout(timeout):
             if isinstance(target, int):
-                row = await self._pool.fetchrow(_CURSOR_OF, target)
-                if row is None:
+                found = await reads.cursor_at(self._pool, target)
+                if found is None:
                     raise LookupError(f"no committed event at position {target}")
-                target = Cursor(row["transaction_id"], row["position"])
+                target = found
             if self._state == checkpoints.FAILED:
                 # Resumed by someone else since the runner last looked: take their word for it.
                 stored = await checkpoints.read(self._pool, self.name)
@@ -176,7 +176,7 @@ class ProjectionRunner:
                     if await conn.fetchval(_TRY_LOCK, self.name):
                         troubled = False
                         await self._lead(conn)
-            except TRANSIENT_ERRORS as e:
+            except RETRY_LATER as e:
                 if not troubled:
                     log.warning("projection %s paused, database unavailable: %s", self.name, e)
                 troubled = True
@@ -205,7 +205,7 @@ class ProjectionRunner:
             self._active = False
             conn.remove_termination_listener(self._on_terminated)
             if not conn.is_closed():
-                with contextlib.suppress(*TRANSIENT_ERRORS):
+                with contextlib.suppress(*RETRY_LATER):
                     await conn.remove_listener(CHANNEL, self._on_notify)
                     await conn.fetchval(_UNLOCK, self.name)
 
@@ -221,7 +221,7 @@ class ProjectionRunner:
         try:
             async with self._pool.acquire() as conn, conn.transaction():
                 await self._apply_next(conn, batch)
-        except TRANSIENT_ERRORS:
+        except RETRY_LATER:
             raise
         except Exception as e:  # noqa: BLE001 - _fail logs it with its traceback
             # A projection's handler may raise anything; whatever it is stops the projection.

@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import asyncpg
 from aiohttp import web
 from aiohttp.typedefs import Handler
 from pydantic import ValidationError
 
-from events.errors import DatabaseUnavailable
+from events.errors import TRANSIENT_DATABASE_ERRORS
 from service.booking.attempt import AttemptInFlight, BookingInputError, IdempotencyKeyReused
 
 log = logging.getLogger(__name__)
@@ -70,19 +69,9 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
             {"attempt_id": str(e.attempt_id), "message": str(e)},
             headers={"Retry-After": str(e.retry_after)},
         )
-    except (
-        DatabaseUnavailable,
-        OSError,
-        asyncpg.PostgresConnectionError,
-        # 57P01-57P03: the server is shutting down or starting up (a restart, a failover).
-        asyncpg.OperatorInterventionError,
-        # "connection is closed": the server ended the session under us.
-        asyncpg.InterfaceError,
-        # What asyncpg sometimes raises instead on a session the server terminated ("cannot
-        # switch to state 15; another operation is in progress", MagicStack/asyncpg#1069); the
-        # pool terminates that connection on release, so the producer's retry gets a fresh one.
-        asyncpg.InternalClientError,
-    ) as e:
+    except TRANSIENT_DATABASE_ERRORS as e:
+        # The database is away (a restart, a failover, a lost connection; events/errors.py
+        # lists what that looks like): the producer's retry may succeed.
         log.warning("database unavailable: %s", e)
         return error_response(
             503,

@@ -4,7 +4,9 @@ Phase 1 claims the idempotency key and appends BookingRequested; phase 3 appends
 events, inserts the appointment of a confirmation and stores the key's answer. Each is a single
 statement in its own implicit transaction, so it is atomic without BEGIN and COMMIT: what a
 transaction around separate statements cost was most of an attempt's round trips (10 → 4,
-bench/README.md). Either phase writes all of its rows or none.
+bench/README.md). Either phase writes all of its rows or none. The appends in them are the
+store's, embedded through its public API (`start_stream_statement`, `append_statement`), so the
+rows and checks are those of `EventStore.append`.
 """
 
 from __future__ import annotations
@@ -17,25 +19,32 @@ from typing import Any
 import asyncpg
 
 from events.booking import BookingConfirmed
-from events.errors import DatabaseUnavailable
-from events.store import EncodedEvent, batch_columns, translate_error
+from events.errors import DATABASE_ERRORS
+from events.store import (
+    EncodedEvent,
+    append_arguments,
+    append_error,
+    append_statement,
+    start_stream_arguments,
+    start_stream_statement,
+)
 from projections import appointments
 from service.booking import idempotency
 
-# The intent is the first event of a new stream (the attempt's id is new): version 1, no check.
+# The intent is the first event of a new stream (the attempt's id is new), written only when
+# the key was claimed.
 _CLAIM = f"""
 WITH claimed AS (
 {idempotency.INSERT_KEY.strip()}
 )
-INSERT INTO events (stream_id, version, event_id, type, schema_version, data, metadata)
-SELECT $6, 1, $7, $8, $9, $10, $11 FROM claimed
+{start_stream_statement(first=6, once_per="claimed").strip()}
 """
 
-# bg_append_events raises when another process (recovery) recorded this attempt's outcome
-# first, which undoes the whole statement: the key's answer and the appointment too.
-_APPEND_AND_ANSWER = """
+# The append fails when another process (recovery) recorded this attempt's outcome first,
+# which undoes the whole statement: the key's answer and the appointment too.
+_APPEND_AND_ANSWER = f"""
 WITH appended AS (
-    SELECT bg_append_events($1, $2, $3, $4, $5, $6, $7) AS version
+    {append_statement(first=1)}
 ), answered AS (
     UPDATE idempotency_keys
        SET status = $10, response_body = $11, finished_at = $12,
@@ -69,14 +78,11 @@ async def claim(
     intent: EncodedEvent,
 ) -> bool:
     """Claim a new key and append its intent; False (nothing written) when the key exists."""
+    args = [key, fingerprint, attempt_id, holder, now, *start_stream_arguments(stream_id, intent)]
     try:
-        status = await pool.execute(
-            _CLAIM, key, fingerprint, attempt_id, holder, now, stream_id, *intent
-        )
-    except asyncpg.PostgresError as e:
-        raise translate_error(e, stream_id, 0) from e
-    except (OSError, asyncpg.InterfaceError) as e:
-        raise DatabaseUnavailable(f"could not claim {key!r}: {e}") from e
+        status = await pool.execute(_CLAIM, *args)
+    except DATABASE_ERRORS as e:
+        raise append_error(e, stream_id, 0) from e
     return bool(status == "INSERT 0 1")
 
 
@@ -100,7 +106,7 @@ async def record(
     Raises AppointmentExists when the unique index refuses the appointment (layer 4) and
     WrongExpectedVersion when the stream moved on; either way nothing was written.
     """
-    args: list[Any] = [stream_id, expected_version, *batch_columns(events)]
+    args = append_arguments(stream_id, events, expected_version=expected_version)
     args += [key, attempt_id, key_status, response_body, now, reconcile_at]
     statement = _RECORD
     if confirmed is not None:
@@ -108,14 +114,12 @@ async def record(
         args += appointments.confirmed_values(confirmed)
     try:
         version: int = await pool.fetchval(statement, *args)
-    except asyncpg.PostgresError as e:
+    except DATABASE_ERRORS as e:
         if (
             confirmed is not None
             and isinstance(e, asyncpg.UniqueViolationError)
             and e.constraint_name == appointments.UNIQUE_INDEX
         ):
             raise appointments.AppointmentExists(confirmed.booking_uid) from e
-        raise translate_error(e, stream_id, expected_version) from e
-    except (OSError, asyncpg.InterfaceError) as e:
-        raise DatabaseUnavailable(f"could not record the outcome of {stream_id!r}: {e}") from e
+        raise append_error(e, stream_id, expected_version) from e
     return version

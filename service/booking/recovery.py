@@ -18,7 +18,7 @@ from datetime import timedelta
 
 import asyncpg
 
-from events.errors import DatabaseUnavailable
+from events.errors import TRANSIENT_DATABASE_ERRORS
 from service.booking import idempotency
 from service.booking.clock import Clock
 from service.booking.workflow import BookingWorkflow
@@ -32,16 +32,6 @@ REAP_EVERY_SECONDS = 600.0
 BATCH_SIZE = 10
 MAX_BATCHES_PER_PASS = 20
 STOP_GRACE_SECONDS = 10.0
-
-# The database being away: the next pass will do the same work.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncpg.InterfaceError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.OperatorInterventionError,
-    asyncpg.InternalClientError,  # a session the server terminated, MagicStack/asyncpg#1069
-    DatabaseUnavailable,
-)
 
 
 class RecoveryLoop:
@@ -110,7 +100,8 @@ class RecoveryLoop:
             try:
                 await self.run_once()
                 self._troubled = False
-            except TRANSIENT_ERRORS as e:
+            except TRANSIENT_DATABASE_ERRORS as e:
+                # The database being away: the next pass will do the same work.
                 if not self._troubled:
                     log.warning("recovery paused, database unavailable: %s", e)
                 self._troubled = True

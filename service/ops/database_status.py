@@ -14,7 +14,8 @@ from typing import Any
 
 import asyncpg
 
-from events.errors import DatabaseUnavailable
+from events import reads
+from events.errors import DATABASE_ERRORS
 from events.store import Connection
 from projections import catalog, checkpoints
 
@@ -22,8 +23,8 @@ REQUIRED_TABLES = ("events", "projection_checkpoints", "appointments", "idempote
 
 _MISSING_TABLES = "SELECT t FROM unnest($1::text[]) AS t WHERE to_regclass(t) IS NULL"
 
-# Only a transaction that holds a transaction id holds back pg_snapshot_xmin, the horizon every
-# projector reads behind (events/store.py); a read-only one, however long, does not.
+# Only a transaction that holds a transaction id holds back the horizon every projector reads
+# behind (events/reads.py); a read-only one, however long, does not.
 _OLDEST_TRANSACTION = """
 SELECT pid, state, application_name,
        extract(epoch FROM clock_timestamp() - xact_start)::float8 AS seconds
@@ -40,15 +41,6 @@ SELECT count(*) AS in_flight, count(*) FILTER (WHERE locked_at < $1) AS stale
   FROM idempotency_keys
  WHERE status = 'in_flight'
 """
-
-DATABASE_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,  # a session the server terminated, MagicStack/asyncpg#1069
-    DatabaseUnavailable,
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +123,8 @@ async def database_status(
         async with asyncio.timeout(timeout), pool.acquire() as conn:
             status = await _ask(conn, stale_before)
     except DATABASE_ERRORS as e:
+        # Not only the database being away: whatever PostgreSQL answered instead (a schema that
+        # does not fit, a missing grant) is a reason not to be ready, not a failed probe.
         return DatabaseStatus(error=_describe(e))
     return status
 
@@ -143,7 +137,7 @@ async def _ask(conn: Connection, stale_before: datetime) -> DatabaseStatus:
     started = {r["name"] for r in await conn.fetch(_STARTED)}
     for projection in catalog.asynchronous():
         stored = await checkpoints.read(conn, projection.name)
-        behind = await checkpoints.behind(conn, stored.cursor, projection.types)
+        behind = await reads.backlog(conn, after=stored.cursor, types=projection.types)
         projections.append(
             ProjectionStatus(
                 name=projection.name,

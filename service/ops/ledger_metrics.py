@@ -24,9 +24,9 @@ import asyncpg
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from events.errors import DATABASE_ERRORS
 from events.models import registered_types
 from service.ops.database_status import (
-    DATABASE_ERRORS,
     DatabaseStatus,
     ReadyLimits,
     database_status,

@@ -6,9 +6,9 @@ import uuid
 
 import asyncpg
 
+from events import replay_reads
 from events.models import Event, JsonDict, register, upcaster
 from events.store import START, EventStore
-from projections import log_reader
 from tests.integration.test_projector import horizon_passed
 
 
@@ -43,7 +43,7 @@ async def test_a_stored_v1_event_is_read_back_as_v2(db: asyncpg.Pool) -> None:
     [from_stream] = await store.read_stream("rooms")
     [from_feed] = await store.read_all()
     async with db.acquire() as conn:
-        [from_replay] = await log_reader.read_batch(
+        [from_replay] = await replay_reads.read_batch(
             conn, after=START, types=["TestRoomBooked"], limit=10
         )
     assert from_stream.event == from_feed.event == from_replay.event == expected

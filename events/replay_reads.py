@@ -1,10 +1,16 @@
 """Reading the log fast, for replay: large batches, decoded as cheaply as each use allows.
 
-`read_batch` gives RecordedEvents like `EventStore.read_all`, but pydantic parses the stored
-text itself and a batch parses each distinct metadata value once. `read_data_batch` skips the
-models: it gives each event's data as plain JSON values, for projections that write rows with
-COPY. Stored data was serialised from the current model, so only old schema versions need
-`decode` and its upcasters (and are dumped back to JSON). The order and horizon are `read_all`'s.
+`read_batch` gives RecordedEvents like `read_all` (events/reads.py), but pydantic parses the
+stored text itself and a batch parses each distinct metadata value once. `read_data_batch` skips
+the models and most columns: it gives each event's data as plain JSON values, for projections
+that write rows with COPY. Stored data was serialised from the current model, so only old schema
+versions need `decode` and its upcasters (and are dumped back to JSON). The order and horizon are
+`read_all`'s. Replay's speed is in the columns: each query names only what its reader decodes,
+as text where the reader parses the JSON itself.
+
+`behind_horizon=False` is only for a caller that holds a lock keeping every writer of these
+types out (replay's catch-up of an inline projection under its table lock): then every
+transaction that could still add such events is waiting, and all committed ones may be read.
 """
 
 from __future__ import annotations
@@ -16,37 +22,10 @@ from typing import Any, NamedTuple
 import orjson
 from pydantic import ValidationError
 
+from events.database import Connection
 from events.errors import InvalidEvent
 from events.models import Event, EventMetadata, RecordedEvent, decode, model_for
-from events.store import Connection, Cursor
-
-_COLUMNS = (
-    "position, transaction_id, stream_id, version, event_id, type, schema_version,"
-    " data::text AS data, metadata::text AS metadata, recorded_at"
-)
-
-_READ_BEHIND_HORIZON = f"""
-SELECT {_COLUMNS} FROM events
- WHERE type = ANY($3::text[])
-   AND (transaction_id, position) > ($1::xid8, $2::bigint)
-   AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
- ORDER BY transaction_id, position
- LIMIT $4
-"""
-
-# Only for a caller that holds a lock keeping every writer of these types out: then every
-# transaction that could still add such events is waiting, and all committed ones may be read.
-_READ_COMMITTED = f"""
-SELECT {_COLUMNS} FROM events
- WHERE type = ANY($3::text[])
-   AND (transaction_id, position) > ($1::xid8, $2::bigint)
- ORDER BY transaction_id, position
- LIMIT $4
-"""
-
-_DATA_COLUMNS = "position, transaction_id, event_id, type, schema_version, data::text AS data"
-_DATA_BEHIND_HORIZON = _READ_BEHIND_HORIZON.replace(_COLUMNS, _DATA_COLUMNS)
-_DATA_COMMITTED = _READ_COMMITTED.replace(_COLUMNS, _DATA_COLUMNS)
+from events.reads import Cursor
 
 _COUNT = "SELECT count(*) FROM events WHERE type = ANY($1::text[])"
 
@@ -55,6 +34,24 @@ async def count(connection: Connection, types: Sequence[str]) -> int:
     """How many events of `types` the log holds (committed, whatever the horizon)."""
     total: int = await connection.fetchval(_COUNT, list(types))
     return total
+
+
+_DATA_BEHIND_HORIZON = """
+SELECT position, transaction_id, event_id, type, schema_version, data::text AS data FROM events
+ WHERE type = ANY($3::text[])
+   AND (transaction_id, position) > ($1::xid8, $2::bigint)
+   AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+ ORDER BY transaction_id, position
+ LIMIT $4
+"""
+
+_DATA_COMMITTED = """
+SELECT position, transaction_id, event_id, type, schema_version, data::text AS data FROM events
+ WHERE type = ANY($3::text[])
+   AND (transaction_id, position) > ($1::xid8, $2::bigint)
+ ORDER BY transaction_id, position
+ LIMIT $4
+"""
 
 
 class LoggedData(NamedTuple):
@@ -93,6 +90,29 @@ async def read_data_batch(
         )
         for row in rows
     ]
+
+
+_COLUMNS = (
+    "position, transaction_id, stream_id, version, event_id, type, schema_version,"
+    " data::text AS data, metadata::text AS metadata, recorded_at"
+)
+
+_READ_BEHIND_HORIZON = f"""
+SELECT {_COLUMNS} FROM events
+ WHERE type = ANY($3::text[])
+   AND (transaction_id, position) > ($1::xid8, $2::bigint)
+   AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+ ORDER BY transaction_id, position
+ LIMIT $4
+"""
+
+_READ_COMMITTED = f"""
+SELECT {_COLUMNS} FROM events
+ WHERE type = ANY($3::text[])
+   AND (transaction_id, position) > ($1::xid8, $2::bigint)
+ ORDER BY transaction_id, position
+ LIMIT $4
+"""
 
 
 async def read_batch(

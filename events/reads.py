@@ -1,0 +1,221 @@
+"""Reading the global order: every read of "events after this cursor", behind the horizon.
+
+This module (with events/replay_reads.py and events/counts.py beside it) is the only code that
+spells the transaction horizon or selects events by cursor. The projector runner, replay, the
+audit queries and /metrics call these functions; none of them reads the `events` table itself.
+
+The transaction horizon
+-----------------------
+A subscriber that reads "position > checkpoint" can skip an event: positions are taken when a
+row is inserted, not when its transaction commits, so a transaction holding position 7 may
+commit after one holding position 8 has been read. Serialising every append (a table lock, a
+counter row) closes that hole at a large cost to throughput; waiting for gaps with a timeout
+(old Marten) skips events under load.
+
+We do neither. Every row records its writing transaction (`xid8`, `pg_current_xact_id()`), and
+`read_all` returns only rows whose transaction is older than every transaction still running
+(`pg_snapshot_xmin(pg_current_snapshot())`), ordered by (transaction id, position). Once a
+transaction id is below the horizon no new row can appear beneath it, so a checkpoint taken as
+the pair (transaction id, position) never passes an event that is yet to commit. The price: a
+transaction left open anywhere holds every subscriber back, which is why the pool sets
+`idle_in_transaction_session_timeout` and `/ready` reports the oldest open transaction.
+
+Every other read here that pages through the global order (the audit queries, replay's batches)
+reads behind the same horizon, in the same order, for the same reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import asyncpg
+
+from events.database import Executor
+from events.models import EventMetadata, RecordedEvent, decode
+
+
+class Cursor(NamedTuple):
+    """A place in the global order: after the event at (transaction_id, position)."""
+
+    transaction_id: int
+    position: int
+
+    def __str__(self) -> str:
+        return f"{self.transaction_id}.{self.position}"
+
+    @classmethod
+    def parse(cls, text: str) -> Cursor:
+        """Read a cursor written by `str(cursor)`; "0" means the start."""
+        if text == "0":
+            return START
+        transaction_id, sep, position = text.partition(".")
+        if not sep or not transaction_id.isdigit() or not position.isdigit():
+            raise ValueError(f"a cursor looks like '<transaction>.<position>', got {text!r}")
+        return cls(int(transaction_id), int(position))
+
+
+START = Cursor(0, 0)
+
+
+_COLUMNS = (
+    "position, transaction_id, stream_id, version, event_id, type, schema_version,"
+    " data, metadata, recorded_at"
+)
+
+
+def to_recorded(row: asyncpg.Record) -> RecordedEvent:
+    """Turn an `events` row into a RecordedEvent, upcasting old schema versions."""
+    return RecordedEvent(
+        position=row["position"],
+        transaction_id=row["transaction_id"],
+        stream_id=row["stream_id"],
+        version=row["version"],
+        event_id=row["event_id"],
+        type=row["type"],
+        schema_version=row["schema_version"],
+        event=decode(row["type"], row["schema_version"], row["data"]),
+        metadata=EventMetadata.model_validate(row["metadata"]),
+        recorded_at=row["recorded_at"],
+    )
+
+
+def _check_limit(limit: int) -> None:
+    if limit <= 0:
+        raise ValueError(f"limit must be positive, got {limit}")
+
+
+_READ_ALL = f"""
+SELECT {_COLUMNS} FROM events
+ WHERE (transaction_id, position) > ($1::xid8, $2::bigint)
+   AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+ ORDER BY transaction_id, position
+ LIMIT $3
+"""
+
+_READ_ALL_OF_TYPES = f"""
+SELECT {_COLUMNS} FROM events
+ WHERE type = ANY($4::text[])
+   AND (transaction_id, position) > ($1::xid8, $2::bigint)
+   AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+ ORDER BY transaction_id, position
+ LIMIT $3
+"""
+
+
+async def read_all(
+    executor: Executor,
+    *,
+    after: Cursor = START,
+    limit: int = 1000,
+    types: Sequence[str] | None = None,
+) -> list[RecordedEvent]:
+    """Committed events (of `types`) after `after` in global order, never skipping a late commit."""
+    _check_limit(limit)
+    if types:
+        rows = await executor.fetch(
+            _READ_ALL_OF_TYPES, after.transaction_id, after.position, limit, list(types)
+        )
+    else:
+        rows = await executor.fetch(_READ_ALL, after.transaction_id, after.position, limit)
+    return [to_recorded(row) for row in rows]
+
+
+_HEAD = """
+SELECT transaction_id, position FROM events
+ WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+ ORDER BY transaction_id DESC, position DESC
+ LIMIT 1
+"""
+
+
+async def head(executor: Executor) -> Cursor:
+    """The cursor of the last event a subscriber can read now."""
+    row = await executor.fetchrow(_HEAD)
+    return START if row is None else Cursor(row["transaction_id"], row["position"])
+
+
+_CURSOR_AT = "SELECT transaction_id, position FROM events WHERE position = $1"
+
+
+async def cursor_at(executor: Executor, position: int) -> Cursor | None:
+    """The cursor of the committed event at `position` (horizon or not); None if there is none."""
+    row = await executor.fetchrow(_CURSOR_AT, position)
+    return None if row is None else Cursor(row["transaction_id"], row["position"])
+
+
+# Every committed event after the cursor, horizon or not: lag is what a reader has yet to see.
+_BACKLOG = """
+SELECT count(*) AS events,
+       coalesce(extract(epoch FROM clock_timestamp() - min(recorded_at)), 0)::float8 AS seconds
+  FROM events
+ WHERE type = ANY($3::text[])
+   AND (transaction_id, position) > ($1::xid8, $2::bigint)
+"""
+
+
+class Backlog(NamedTuple):
+    """How far a cursor trails the log: events after it, and how long the oldest has waited."""
+
+    events: int
+    seconds: float
+
+
+async def backlog(executor: Executor, *, after: Cursor, types: Sequence[str]) -> Backlog:
+    """Committed events of `types` after `after`, and the age of the oldest of them in seconds."""
+    row = await executor.fetchrow(_BACKLOG, after.transaction_id, after.position, list(types))
+    assert row is not None  # an aggregate always returns one row
+    return Backlog(events=row["events"], seconds=row["seconds"])
+
+
+# MATERIALIZED: find the call's few events through its index (`events_call_id` in schema.sql)
+# first. Left to itself the planner walks the whole log in (transaction id, position) order to
+# meet ORDER BY ... LIMIT early.
+_READ_CALL = f"""
+WITH about AS MATERIALIZED (
+    SELECT {_COLUMNS} FROM events
+     WHERE data ? 'call_id' AND data ->> 'call_id' = $1
+)
+SELECT * FROM about
+ WHERE (transaction_id, position) > ($2::xid8, $3::bigint)
+   AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+ ORDER BY transaction_id, position
+ LIMIT $4
+"""
+
+
+async def read_call(
+    executor: Executor, call_id: str, *, after: Cursor = START, limit: int = 100
+) -> list[RecordedEvent]:
+    """Events whose data names `call_id`, after `after` in global order (as `read_all`)."""
+    _check_limit(limit)
+    rows = await executor.fetch(_READ_CALL, call_id, after.transaction_id, after.position, limit)
+    return [to_recorded(row) for row in rows]
+
+
+# An event names a booking as `booking_uid`, or as `new_booking_uid` when a reschedule moved it
+# there (indexes `events_booking_uid`, `events_new_booking_uid`); MATERIALIZED as above.
+_READ_BOOKING = f"""
+WITH about AS MATERIALIZED (
+    SELECT {_COLUMNS} FROM events
+     WHERE data ? 'booking_uid' AND data ->> 'booking_uid' = $1
+    UNION ALL
+    SELECT {_COLUMNS} FROM events
+     WHERE data ? 'new_booking_uid' AND data ->> 'new_booking_uid' = $1
+       AND data ->> 'booking_uid' IS DISTINCT FROM $1
+)
+SELECT * FROM about
+ WHERE (transaction_id, position) > ($2::xid8, $3::bigint)
+   AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+ ORDER BY transaction_id, position
+ LIMIT $4
+"""
+
+
+async def read_booking(
+    executor: Executor, booking_uid: str, *, after: Cursor = START, limit: int = 100
+) -> list[RecordedEvent]:
+    """Events about Cal.com booking `booking_uid`, after `after` in global order (as `read_all`)."""
+    _check_limit(limit)
+    args = (booking_uid, after.transaction_id, after.position, limit)
+    return [to_recorded(row) for row in await executor.fetch(_READ_BOOKING, *args)]
