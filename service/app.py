@@ -32,6 +32,7 @@ from service.api.keys import (
     METRICS,
     POOL,
     PROJECTORS,
+    RECONCILER,
     RECOVERY,
     SETTINGS,
     STORE,
@@ -48,6 +49,8 @@ from service.booking.calcom_changes import CalcomChanges
 from service.booking.clock import Clock, SystemClock
 from service.booking.guards import default_guards
 from service.booking.models import AttemptOutcome
+from service.booking.orphans import Orphans
+from service.booking.reconciler import Reconciler
 from service.booking.recovery import RecoveryLoop
 from service.booking.workflow import BookingWorkflow
 from service.calcom.port import CalcomClient
@@ -131,6 +134,15 @@ def create_app(
                 if guards_enabled
                 else []
             )
+            orphan_grace = timedelta(seconds=settings.orphan_grace_seconds)
+            orphans = Orphans(
+                pool=app[POOL],
+                store=app[STORE],
+                calcom=client,
+                clock=clock,
+                policy=settings.orphan_policy,
+                observer=metrics.observe_orphan,
+            )
             app[WORKFLOW] = BookingWorkflow(
                 pool=app[POOL],
                 store=app[STORE],
@@ -140,6 +152,17 @@ def create_app(
                 fallback_email=settings.fallback_email,
                 in_flight_grace=timedelta(seconds=settings.recovery_grace_seconds),
                 observer=observe_outcome,
+                orphans=orphans,
+                orphan_grace=orphan_grace,
+            )
+            app[RECONCILER] = Reconciler(
+                pool=app[POOL],
+                store=app[STORE],
+                calcom=client,
+                clock=clock,
+                orphans=orphans,
+                orphan_grace=orphan_grace,
+                observer=metrics.observe_drift,
             )
             yield
 
@@ -166,7 +189,12 @@ def create_app(
             yield
             return
         loop = app[RECOVERY] = RecoveryLoop(
-            app[WORKFLOW], app[POOL], clock, interval=interval, metrics=metrics
+            app[WORKFLOW],
+            app[POOL],
+            clock,
+            interval=interval,
+            metrics=metrics,
+            reconciler=app[RECONCILER],
         )
         async with loop.running():
             yield

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import platformdirs
 from pydantic import AliasChoices, Field, SecretStr, field_validator
@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     )
     ready_max_transaction_seconds: float = Field(
         30.0, gt=0, validation_alias=_env("BOOKING_GUARD_READY_MAX_TRANSACTION_SECONDS")
+    )
+    orphan_grace_seconds: float = Field(
+        600.0, gt=0, validation_alias=_env("BOOKING_GUARD_ORPHAN_GRACE_SECONDS")
+    )
+    orphan_policy: Literal["cancel", "alert"] = Field(
+        "cancel", validation_alias=_env("BOOKING_GUARD_ORPHAN_POLICY")
     )
     host: str = Field("127.0.0.1", validation_alias=_env("BOOKING_GUARD_HOST"))
     port: int = Field(8080, ge=0, le=65535, validation_alias=_env("BOOKING_GUARD_PORT"))

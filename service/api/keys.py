@@ -10,6 +10,7 @@ from projections.projectors import Projectors
 from service.booking.background import BackgroundAttempts
 from service.booking.calcom_changes import CalcomChanges
 from service.booking.clock import Clock
+from service.booking.reconciler import Reconciler
 from service.booking.recovery import RecoveryLoop
 from service.booking.workflow import BookingWorkflow
 from service.ops.metrics import Metrics
@@ -25,4 +26,5 @@ PROJECTORS = web.AppKey("projectors", Projectors)
 METRICS = web.AppKey("metrics", Metrics)
 BACKGROUND_ATTEMPTS = web.AppKey("background_attempts", BackgroundAttempts)
 RECOVERY = web.AppKey("recovery", RecoveryLoop)
+RECONCILER = web.AppKey("reconciler", Reconciler)
 CALCOM_CHANGES = web.AppKey("calcom_changes", CalcomChanges)

@@ -21,6 +21,7 @@ import asyncpg
 from events.errors import TRANSIENT_DATABASE_ERRORS
 from service.booking import idempotency
 from service.booking.clock import Clock
+from service.booking.reconciler import Reconciler
 from service.booking.workflow import BookingWorkflow
 from service.ops.logs import log_scope
 from service.ops.metrics import Metrics
@@ -47,10 +48,13 @@ class RecoveryLoop:
         metrics: Metrics | None = None,
         batch_size: int = BATCH_SIZE,
         monotonic: Callable[[], float] = time.monotonic,
+        reconciler: Reconciler | None = None,
     ) -> None:
         if interval <= 0 or batch_size <= 0:
             raise ValueError(f"interval and batch_size must be positive: {interval}, {batch_size}")
         self._workflow = workflow
+        # Orphans: keys whose failed attempts may have left a booking, due after their grace.
+        self._reconciler = reconciler
         self._pool = pool
         self._clock = clock
         self._interval = interval
@@ -76,6 +80,11 @@ class RecoveryLoop:
                 break
         if recovered:
             log.info("recovered %d stale attempts", recovered)
+        if self._reconciler is not None:
+            with log_scope():
+                settled = await self._reconciler.run_queue(limit=self._batch_size)
+            if settled:
+                log.info("settled %d orphan bookings", len(settled))
         if self._monotonic() - self._reaped_at >= REAP_EVERY_SECONDS:
             await self._reap()
         return recovered

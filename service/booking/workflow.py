@@ -66,6 +66,7 @@ class BookingWorkflow:
         holder: str | None = None,
         observer: Observer | None = None,
         orphans: Orphans | None = None,
+        orphan_grace: timedelta = timedelta(seconds=600),
     ) -> None:
         self._pool = pool
         self._store = store
@@ -76,7 +77,12 @@ class BookingWorkflow:
         self._grace = in_flight_grace
         self._holder = holder or default_holder()
         self._outcomes = OutcomeRecorder(
-            pool=pool, store=store, clock=clock, holder=self._holder, observer=observer
+            pool=pool,
+            store=store,
+            clock=clock,
+            holder=self._holder,
+            observer=observer,
+            orphan_grace=orphan_grace,
         )
         self._orphans = orphans or Orphans(pool=pool, store=store, calcom=calcom, clock=clock)
         self._slot_locks = KeyedLocks()

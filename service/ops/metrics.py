@@ -94,6 +94,24 @@ class Metrics:
             '{type="UnguardedBookingDetected"}.',
             registry=r,
         )
+        self.orphans = Counter(
+            "booking_guard_orphan_bookings",
+            "Bookings of ours that no appointment held, handled by this process: cancelled in "
+            "Cal.com, or alerted (BOOKING_GUARD_ORPHAN_POLICY=alert).",
+            ["action"],
+            registry=r,
+        )
+        self.drift = Counter(
+            "booking_guard_reconcile_drift",
+            "Differences between Cal.com and the ledger this process found: status drift "
+            "(applied or, in a dry run, not) and bookings made around the guard.",
+            ["kind"],
+            registry=r,
+        )
+        for action in ("cancelled", "alerted"):
+            self.orphans.labels(action)
+        for kind in ("status_drift_applied", "status_drift", "unguarded"):
+            self.drift.labels(kind)
         self.ledger = LedgerMetrics(cache_seconds=ledger_cache_seconds)
         r.register(self.ledger)
 
@@ -117,6 +135,14 @@ class Metrics:
     def observe_outcome(self, status: str, guard: str | None, reason: str | None, /) -> None:
         """The booking workflow's observer: an outcome this process has just recorded."""
         self.outcomes.labels(status, guard or "", reason or "").inc()
+
+    def observe_orphan(self, action: str) -> None:
+        """An orphan booking cancelled or alerted."""
+        self.orphans.labels(action).inc()
+
+    def observe_drift(self, kind: str) -> None:
+        """A difference between Cal.com and the ledger, found by reconciliation."""
+        self.drift.labels(kind).inc()
 
     def observe_unguarded_booking(self) -> None:
         """The Cal.com webhook found a booking made behind the guard's back."""

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 import pytest
@@ -89,6 +89,7 @@ async def make_harness(db: asyncpg.Pool, database_url: str) -> AsyncIterator[Mak
             api_tokens: list[str] | None = None,
             retell_api_key: str | None = None,
             calcom_webhook_secret: str | None = None,
+            orphan_policy: Literal["cancel", "alert"] = "cancel",
         ) -> Harness:
             clock = FakeClock(INCIDENT_MORNING)
             simulator = CalcomSimulator(now=clock.now)
@@ -109,6 +110,7 @@ async def make_harness(db: asyncpg.Pool, database_url: str) -> AsyncIterator[Mak
                 api_tokens=api_tokens or [],
                 retell_api_key=retell_api_key,
                 calcom_webhook_secret=calcom_webhook_secret,
+                orphan_policy=orphan_policy,
             )
             app = create_app(settings, calcom=calcom, clock=clock, guards_enabled=guards_enabled)
             client: TestClient[Any, Any] = TestClient(TestServer(app))

@@ -12,6 +12,7 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
+from service.api.keys import RECONCILER
 from service.calcom.simulator.event_types import CONFIRMATION_EVENT_TYPE_ID
 from tests.e2e.conftest import CALL_687, PLAIN, RETURNS_EXISTING, Harness, MakeHarness, attempt_body
 from tests.e2e.signed import CALCOM_SECRET, post_calcom
@@ -159,3 +160,62 @@ async def test_a_replayed_answer_says_the_booking_was_cancelled_since(
         await harness.client.get(f"/v1/booking-attempts/{answer['attempt_id']}")
     ).json()
     assert read["status"] == "cancelled"
+
+
+async def lost_answer_booking(harness: Harness, key: str) -> str:
+    """Cal.com writes the booking, every answer is lost: the producer hears 502. Its uid."""
+    harness.simulator.add_faults("drop_after_write@create", *["503@find"] * 3)
+    status, failed = await harness.book(
+        attempt_body(event_type_id=PLAIN), **{"Idempotency-Key": key}
+    )
+    assert status == 502 and failed["status"] == "failed", failed
+    (booking,) = harness.simulator.ledger.bookings.values()
+    assert booking.status == "accepted"
+    return booking.uid
+
+
+async def test_an_orphan_nobody_came_back_for_is_cancelled_after_the_grace(
+    harness: Harness,
+) -> None:
+    uid = await lost_answer_booking(harness, "never-again")
+    reconciler = harness.client.app[RECONCILER]
+    assert await reconciler.run_queue() == []  # within the grace: the producer may come back
+
+    harness.clock.advance(timedelta(seconds=601))
+    findings = await reconciler.run_queue()
+
+    assert [(f.kind, f.booking_uid) for f in findings] == [("orphan_cancelled", uid)]
+    assert harness.simulator.ledger.get(uid).status == "cancelled"
+    assert "OrphanBookingCancelled" in await harness.event_types()
+    assert await reconciler.run_queue() == []  # settled once
+    text = await (await harness.client.get("/metrics")).text()
+    assert 'booking_guard_orphan_bookings_total{action="cancelled"} 1.0' in text
+
+
+async def test_under_the_alert_policy_an_orphan_is_recorded_and_left_live(
+    make_harness: MakeHarness,
+) -> None:
+    harness = await make_harness(orphan_policy="alert")
+    uid = await lost_answer_booking(harness, "alert-only")
+    harness.clock.advance(timedelta(seconds=601))
+
+    findings = await harness.client.app[RECONCILER].run_queue()
+
+    assert [(f.kind, f.booking_uid) for f in findings] == [("orphan_alerted", uid)]
+    assert harness.simulator.ledger.get(uid).status == "accepted"
+    assert "OrphanBookingDetected" in await harness.event_types()
+
+
+async def test_a_producer_back_within_the_grace_gets_the_booking_and_nothing_is_cancelled(
+    harness: Harness,
+) -> None:
+    uid = await lost_answer_booking(harness, "back-in-time")
+
+    status, answer = await harness.book(
+        attempt_body(event_type_id=PLAIN), **{"Idempotency-Key": "back-in-time"}
+    )
+    assert status == 201 and answer["appointment"]["booking_uid"] == uid
+
+    harness.clock.advance(timedelta(seconds=601))
+    assert await harness.client.app[RECONCILER].run_queue() == []
+    assert harness.simulator.ledger.get(uid).status == "accepted"
