@@ -112,7 +112,6 @@ def create_app(
             app[POOL] = pool
             app[DSN] = dsn
             store = app[STORE] = EventStore(pool)
-            app[CALCOM_CHANGES] = CalcomChanges(pool=pool, store=store)
             yield
             await store.close()
         finally:
@@ -134,6 +133,7 @@ def create_app(
                 if guards_enabled
                 else []
             )
+            app[CALCOM_CHANGES] = CalcomChanges(pool=app[POOL], store=app[STORE], calcom=client)
             orphan_grace = timedelta(seconds=settings.orphan_grace_seconds)
             orphans = Orphans(
                 pool=app[POOL],

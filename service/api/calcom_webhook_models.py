@@ -27,7 +27,12 @@ from service.booking.calcom_changes import change_id
 CREATED: Final = "BOOKING_CREATED"
 CANCELLED: Final = "BOOKING_CANCELLED"
 RESCHEDULED: Final = "BOOKING_RESCHEDULED"
-HANDLED_TRIGGERS: Final = frozenset({CREATED, CANCELLED, RESCHEDULED})
+REQUESTED: Final = "BOOKING_REQUESTED"
+REJECTED: Final = "BOOKING_REJECTED"
+# Cal.com sends BOOKING_REQUESTED for a booking awaiting the host, BOOKING_CREATED (status
+# ACCEPTED, with only {videoCallUrl} as metadata) when the host accepts it, and BOOKING_REJECTED
+# when the host declines (handleConfirmation.ts; shared/contracts/README.md, "Host confirmation").
+HANDLED_TRIGGERS: Final = frozenset({CREATED, CANCELLED, RESCHEDULED, REQUESTED, REJECTED})
 
 BookingUid = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
 # Free text from people: cut rather than refused, or a long reason would lose the cancellation.
@@ -58,6 +63,7 @@ class CalcomBookingPayload(BaseModel):
     metadata: dict[str, Any] | None = None
     rescheduleUid: BookingUid | None = None
     cancellationReason: Reason | None = None
+    rejectionReason: Reason | None = None
 
     def metadata_text(self, key: str) -> str | None:
         """A metadata value booking-guard set (`call_id`, `attempt_id`), if it looks like one."""

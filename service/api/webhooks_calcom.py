@@ -17,6 +17,8 @@ from service.api.bodies import WEBHOOK_MAX_BODY_BYTES, parse_json, read_signed
 from service.api.calcom_webhook_models import (
     CREATED,
     HANDLED_TRIGGERS,
+    REJECTED,
+    REQUESTED,
     CalcomBookingWebhook,
     CalcomWebhook,
     booking_change,
@@ -59,17 +61,30 @@ async def calcom_webhook(request: web.Request) -> web.StreamResponse:
     webhook = CalcomBookingWebhook.model_validate(body)
     changes = request.app[CALCOM_CHANGES]
     try:
-        if trigger == CREATED:
+        payload = webhook.payload
+        if trigger in (CREATED, REQUESTED):
             observed = created_observed(webhook)
             uid = observed.booking_uid
             done = await changes.record_created(
-                observed, event_id=event_id(CREATED, uid), alarm_id=event_id("unguarded", uid)
+                observed, event_id=event_id(trigger, uid), alarm_id=event_id("unguarded", uid)
             )
             if done.alarm is not None:
                 request.app[METRICS].observe_unguarded_booking()
+            recorded = done.types
+            if trigger == CREATED and (payload.status or "").upper() == "ACCEPTED":
+                # A host accepting a pending booking: Cal.com sends BOOKING_CREATED again.
+                accepted = await changes.on_status(uid, at=webhook.createdAt)
+                recorded = recorded + accepted.types
+        elif trigger == REJECTED:
+            done = await changes.on_status(
+                payload.uid, at=webhook.createdAt, reason=payload.rejectionReason
+            )
+            recorded = done.types
         else:
-            done = await changes.record_change(*booking_change(webhook))
-        recorded = done.types
+            done = await changes.on_change(*booking_change(webhook))
+            if done.unknown:
+                return _answer("unknown_booking", trigger=trigger)
+            recorded = done.types
     except RescheduleConflict as e:
         log.error("Cal.com %s refused: %s", trigger, e)
         return error_response(409, "reschedule_conflict", str(e))

@@ -9,6 +9,11 @@ it was made behind the guard's back.
 The Cal.com webhook (service/api/webhooks_calcom.py) verifies and parses; this module decides
 and writes. Each event comes with an id derived from the webhook, so a redelivery appends
 nothing and returns no recorded event types.
+
+Webhooks are hints and Cal.com is the truth (DESIGN.md §10): before a change is recorded the
+booking is read back (`GET /v2/bookings/{uid}`). A booking Cal.com does not know changes
+nothing; one whose status Cal.com does not confirm (a stale delivery) changes nothing; when
+Cal.com cannot be asked, the signed webhook is believed and the reconciler corrects any drift.
 """
 
 from __future__ import annotations
@@ -16,11 +21,18 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Final
 
 import asyncpg
 
-from events.booking import BookingCancelled, BookingRescheduled, attempt_stream
+from events.booking import (
+    BookingAccepted,
+    BookingCancelled,
+    BookingDeclined,
+    BookingRescheduled,
+    attempt_stream,
+)
 from events.calcom import (
     CalcomBookingCreatedObserved,
     UnguardedBookingDetected,
@@ -29,6 +41,7 @@ from events.calcom import (
 from events.models import EventMetadata, NewEvent
 from events.store import Connection, EventStore, ExpectedVersion
 from projections import appointments
+from service.calcom.port import CalcomBooking, CalcomClient, CalcomError, CalcomRejected
 
 log = logging.getLogger(__name__)
 
@@ -48,18 +61,121 @@ class RescheduleConflict(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Recorded:
-    """The event types a change appended (none: already recorded), and the alarm raised."""
+    """The event types a change appended (none: already recorded, or nothing to record), the
+    alarm raised, and whether Cal.com denied knowing the booking."""
 
     types: list[str]
     alarm: UnguardedBookingDetected | None = None
+    unknown: bool = False
+
+
+class _Unreachable:
+    """Cal.com could not be asked: believe the signed webhook."""
+
+
+UNREACHABLE: Final = _Unreachable()
 
 
 class CalcomChanges:
     """Records Cal.com's booking changes in the ledger and the appointments table."""
 
-    def __init__(self, *, pool: asyncpg.Pool, store: EventStore) -> None:
+    def __init__(
+        self, *, pool: asyncpg.Pool, store: EventStore, calcom: CalcomClient | None = None
+    ) -> None:
         self._pool = pool
         self._store = store
+        # None: no read-back (tests of the ledger side alone).
+        self._calcom = calcom
+
+    async def read_back(self, uid: str) -> CalcomBooking | _Unreachable | None:
+        """The booking as Cal.com holds it; None when Cal.com does not know it."""
+        if self._calcom is None:
+            return UNREACHABLE
+        try:
+            return await self._calcom.get_booking(uid)
+        except CalcomRejected as e:
+            if e.status == 404:
+                return None
+            log.warning("Cal.com refused to read booking %s back: %s", uid, e)
+            return UNREACHABLE
+        except CalcomError as e:
+            log.warning("could not read booking %s back from Cal.com: %s", uid, e)
+            return UNREACHABLE
+
+    async def on_change(
+        self, uid: str, event_id: uuid.UUID, event: BookingCancelled | BookingRescheduled
+    ) -> Recorded:
+        """A cancellation or reschedule webhook, checked against Cal.com, then recorded."""
+        subject = event.new_booking_uid if isinstance(event, BookingRescheduled) else uid
+        truth = await self.read_back(subject)
+        if truth is None:
+            log.warning("Cal.com does not know booking %s: %s ignored", subject, event.type_name)
+            return Recorded([], unknown=True)
+        if isinstance(truth, CalcomBooking):
+            status = (truth.status or "").lower()
+            if isinstance(event, BookingCancelled) and status not in ("cancelled", "rejected"):
+                log.warning("Cal.com holds %s as %s: cancellation not recorded", uid, status)
+                return Recorded([])
+            if isinstance(event, BookingRescheduled) and truth.start is not None:
+                event = event.model_copy(update={"start": truth.start, "end": truth.end})
+        recorded = await self.record_change(uid, event_id, event)
+        if isinstance(event, BookingRescheduled) and isinstance(truth, CalcomBooking):
+            # The new booking may already be gone: say so too (webhooks overtake each other).
+            gone = (truth.status or "").lower() in ("cancelled", "rejected")
+            if gone:
+                cancelled = BookingCancelled(
+                    booking_uid=truth.uid, reason="read back", cancelled_at=event.rescheduled_at
+                )
+                more = await self.record_change(
+                    truth.uid, change_id("BOOKING_CANCELLED", truth.uid), cancelled
+                )
+                return Recorded(recorded.types + more.types)
+        return recorded
+
+    async def on_status(self, uid: str, *, at: datetime, reason: str | None = None) -> Recorded:
+        """A webhook saying a booking's status moved (host accepted or declined): record what
+        Cal.com now holds, if it differs from the appointment's state."""
+        truth = await self.read_back(uid)
+        if truth is None:
+            return Recorded([], unknown=True)
+        if not isinstance(truth, CalcomBooking):
+            return Recorded([])
+        status = (truth.status or "").lower()
+        row = await appointments.by_booking_uid(self._pool, uid)
+        implied = {"accepted": "booked", "rejected": "declined", "cancelled": "cancelled"}
+        if row is None or row["status"] == implied.get(status, row["status"]):
+            # Not ours, or already as Cal.com holds it: nothing to record.
+            return Recorded([])
+        event: BookingAccepted | BookingDeclined | BookingCancelled
+        if status == "accepted":
+            event = BookingAccepted(booking_uid=uid, accepted_at=at)
+        elif status == "rejected":
+            event = BookingDeclined(booking_uid=uid, reason=reason, declined_at=at)
+        elif status == "cancelled":
+            event = BookingCancelled(booking_uid=uid, reason=reason, cancelled_at=at)
+        else:
+            return Recorded([])
+        return await self.record_fact(uid, change_id(status, uid), event)
+
+    async def record_fact(
+        self,
+        uid: str,
+        event_id: uuid.UUID,
+        event: BookingAccepted | BookingDeclined | BookingCancelled,
+    ) -> Recorded:
+        """Append a status Cal.com holds for `uid` and apply it to the appointment."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            version = await self._store.append(
+                calcom_booking_stream(uid),
+                [NewEvent(event, event_id=event_id, metadata=_METADATA)],
+                expected_version=ExpectedVersion.ANY,
+                connection=conn,
+            )
+            if version == -1:
+                return Recorded([])
+            await appointments.apply(conn, event)
+        self._store.wake_subscribers()
+        return Recorded([event.type_name])
 
     async def record_change(
         self, uid: str, event_id: uuid.UUID, event: BookingCancelled | BookingRescheduled

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.e2e.conftest import Harness, MakeHarness, attempt_body
+from tests.e2e.conftest import PLAIN, Harness, MakeHarness, attempt_body
 from tests.e2e.signed import CALCOM_SECRET, RETELL_KEY, post_calcom, post_retell
 
 GOOD = attempt_body()
@@ -137,12 +137,16 @@ async def test_a_signed_webhook_with_a_hostile_uid_is_422(webhooks: Harness) -> 
 
 
 async def test_a_long_cancellation_reason_is_cut_not_refused(webhooks: Harness) -> None:
+    status, answer = await webhooks.book(attempt_body(event_type_id=PLAIN))
+    assert status == 201
+    uid = answer["appointment"]["booking_uid"]
+    webhooks.simulator.ledger.cancel(uid, reason="x", now=webhooks.clock.now())
     body = {
         "triggerEvent": "BOOKING_CANCELLED",
         "createdAt": "2025-10-06T10:00:00Z",
-        "payload": {"uid": "u1", "startTime": "2025-10-10T06:00:00Z", "cancellationReason": HUGE},
+        "payload": {"uid": uid, "startTime": "2025-10-10T06:00:00Z", "cancellationReason": HUGE},
     }
     response = await post_calcom(webhooks, body)
     assert response.status == 200
-    data = await webhooks.pool.fetchval("SELECT data FROM events")
+    data = await webhooks.pool.fetchval("SELECT data FROM events WHERE type = 'BookingCancelled'")
     assert len(data["reason"]) == 500

@@ -83,12 +83,16 @@ async def test_a_cancellation_of_the_new_uid_before_its_reschedule_is_not_lost(
     assert status == 201
     old_uid = answer["appointment"]["booking_uid"]
 
-    # Cal.com's deliveries overtake each other: the new booking's cancellation comes first.
-    cancel = webhook("BOOKING_CANCELLED", "uid-new", cancellationReason="changed my mind")
+    # In Cal.com the booking is moved, then the new one cancelled...
+    ledger, now = harness.simulator.ledger, harness.clock.now()
+    new = ledger.reschedule(old_uid, {"start": "2025-10-11T06:00:00Z"}, now=now)
+    ledger.cancel(new.uid, reason="changed my mind", now=now)
+    # ...and the deliveries overtake each other: the new booking's cancellation comes first.
+    cancel = webhook("BOOKING_CANCELLED", new.uid, cancellationReason="changed my mind")
     assert (await post_calcom(harness, cancel)).status == 200
     move = webhook(
         "BOOKING_RESCHEDULED",
-        "uid-new",
+        new.uid,
         rescheduleUid=old_uid,
         startTime="2025-10-11T06:00:00Z",
         endTime="2025-10-11T06:30:00Z",
@@ -97,7 +101,7 @@ async def test_a_cancellation_of_the_new_uid_before_its_reschedule_is_not_lost(
 
     row = await harness.pool.fetchrow("SELECT booking_uid, status FROM appointments")
     assert row is not None
-    assert (row["booking_uid"], row["status"]) == ("uid-new", "cancelled")
+    assert (row["booking_uid"], row["status"]) == (new.uid, "cancelled")
 
 
 async def test_two_keys_of_one_call_at_once_make_one_booking_and_two_answers(
@@ -150,6 +154,7 @@ async def test_a_replayed_answer_says_the_booking_was_cancelled_since(
     status, answer = await harness.book(body, **{"Idempotency-Key": "replay-me"})
     assert status == 201
     uid = answer["appointment"]["booking_uid"]
+    harness.simulator.ledger.cancel(uid, reason="attendee", now=harness.clock.now())
     assert (await post_calcom(harness, webhook("BOOKING_CANCELLED", uid))).status == 200
 
     status, replayed = await harness.book(body, **{"Idempotency-Key": "replay-me"})

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from service.api.signatures import calcom_signature
+from service.calcom.simulator.event_types import CONFIRMATION_EVENT_TYPE_ID
 from tests.e2e.conftest import CALL_687, PLAIN, Harness, MakeHarness, attempt_body
 from tests.e2e.signed import CALCOM_SECRET, post_calcom
 
@@ -63,6 +64,9 @@ async def unguarded_total(harness: Harness) -> float:
 
 async def test_a_cancellation_reaches_the_appointment_once(calcom: Harness) -> None:
     appointment = await booked(calcom)
+    calcom.simulator.ledger.cancel(
+        appointment["booking_uid"], reason="Caller cannot make it", now=calcom.clock.now()
+    )
     body = webhook(
         "BOOKING_CANCELLED",
         appointment["booking_uid"],
@@ -87,9 +91,12 @@ async def test_a_cancellation_reaches_the_appointment_once(calcom: Harness) -> N
 
 async def test_a_reschedule_moves_the_one_appointment_to_the_new_booking(calcom: Harness) -> None:
     appointment = await booked(calcom)
+    new = calcom.simulator.ledger.reschedule(
+        appointment["booking_uid"], {"start": NEW_START}, now=calcom.clock.now()
+    )
     body = webhook(
         "BOOKING_RESCHEDULED",
-        "newUid123",
+        new.uid,
         rescheduleUid=appointment["booking_uid"],
         startTime=NEW_START,
         endTime="2025-10-10T09:30:00Z",
@@ -98,7 +105,7 @@ async def test_a_reschedule_moves_the_one_appointment_to_the_new_booking(calcom:
     response = await post_calcom(calcom, body)
     assert (await response.json())["recorded"] == ["BookingRescheduled"]
     row = await appointment_row(calcom, appointment["appointment_id"])
-    assert row["booking_uid"] == "newUid123"
+    assert row["booking_uid"] == new.uid
     assert row["start"].startswith("2025-10-10T09:00:00")
     assert row["status"] == "booked"
     assert await calcom.appointment_count() == 1
@@ -151,7 +158,7 @@ async def test_a_booking_without_a_call_id_is_only_observed(calcom: Harness) -> 
     assert await unguarded_total(calcom) == before
 
 
-@pytest.mark.parametrize("trigger", ["PING", "MEETING_ENDED", "BOOKING_REQUESTED"])
+@pytest.mark.parametrize("trigger", ["PING", "MEETING_ENDED", "BOOKING_PAYMENT_INITIATED"])
 async def test_other_triggers_are_acknowledged_and_not_recorded(
     calcom: Harness, trigger: str
 ) -> None:
@@ -225,3 +232,58 @@ async def test_a_reschedule_onto_a_booking_held_by_another_appointment_is_409(
     assert await calcom.event_count() == before
     row = await appointment_row(calcom, first["appointment_id"])
     assert row["booking_uid"] == first["booking_uid"]
+
+
+async def test_a_cancellation_cal_com_does_not_confirm_changes_nothing(calcom: Harness) -> None:
+    appointment = await booked(calcom)
+    before = await calcom.event_count()
+    # Signed, but Cal.com still holds the booking as accepted: a stale or forged hint.
+    response = await post_calcom(calcom, webhook("BOOKING_CANCELLED", appointment["booking_uid"]))
+    assert response.status == 200
+    assert (await response.json())["recorded"] == []
+    assert (await appointment_row(calcom, appointment["appointment_id"]))["status"] == "booked"
+    assert await calcom.event_count() == before
+
+
+async def test_a_change_to_a_booking_cal_com_does_not_know_changes_nothing(
+    calcom: Harness,
+) -> None:
+    response = await post_calcom(calcom, webhook("BOOKING_CANCELLED", "noSuchUid"))
+    assert response.status == 200
+    assert (await response.json())["status"] == "unknown_booking"
+    assert await calcom.event_count() == 0
+
+
+async def test_a_host_declining_a_pending_booking_declines_the_appointment(
+    calcom: Harness,
+) -> None:
+    status, answer = await calcom.book(attempt_body(event_type_id=CONFIRMATION_EVENT_TYPE_ID))
+    assert status == 201 and answer["status"] == "pending_confirmation"
+    uid = answer["appointment"]["booking_uid"]
+    requested = webhook("BOOKING_REQUESTED", uid, status="PENDING")
+    assert (await post_calcom(calcom, requested)).status == 200
+    calcom.simulator.ledger.get(uid).status = "rejected"  # the host declines in Cal.com
+
+    body = webhook("BOOKING_REJECTED", uid, status="REJECTED", rejectionReason="on holiday")
+    response = await post_calcom(calcom, body)
+
+    assert (await response.json())["recorded"] == ["BookingDeclined"]
+    row = await appointment_row(calcom, answer["appointment"]["appointment_id"])
+    assert row["status"] == "declined"
+
+
+async def test_a_host_accepting_a_pending_booking_books_the_appointment(calcom: Harness) -> None:
+    status, answer = await calcom.book(attempt_body(event_type_id=CONFIRMATION_EVENT_TYPE_ID))
+    assert status == 201
+    uid = answer["appointment"]["booking_uid"]
+    calcom.simulator.ledger.get(uid).status = "accepted"  # the host accepts in Cal.com
+    # Cal.com's BOOKING_CREATED on acceptance carries only {videoCallUrl} as metadata.
+    body = webhook("BOOKING_CREATED", uid, status="ACCEPTED", metadata={"videoCallUrl": "x"})
+
+    response = await post_calcom(calcom, body)
+
+    assert "BookingAccepted" in (await response.json())["recorded"]
+    row = await appointment_row(calcom, answer["appointment"]["appointment_id"])
+    assert row["status"] == "booked"
+    replay = await calcom.book(attempt_body(event_type_id=CONFIRMATION_EVENT_TYPE_ID))
+    assert replay[1]["status"] == "confirmed"  # the replayed answer is true now

@@ -33,6 +33,7 @@ PER_PROCESS_SERIES = {
     *("booking_guard_calcom_retries", "booking_guard_process_outcomes"),
     *("booking_guard_recovered_attempts", "booking_guard_recovery_errors"),
     *("booking_guard_reaped_idempotency_keys", "booking_guard_unguarded_bookings"),
+    *("booking_guard_orphan_bookings", "booking_guard_reconcile_drift"),
 }
 # What the dashboard must show at least (issue 15).
 SHOWN = {

@@ -77,7 +77,17 @@ _ATTEMPT_OUTCOME: Schema = {
     "description": "An attempt's outcome (`AttemptOutcome.body`); `error` on a final failure.",
     "properties": {
         "attempt_id": {"type": "string", "format": "uuid"},
-        "status": {"enum": ["pending", "confirmed", "rejected", "failed"]},
+        "status": {
+            "enum": [
+                "pending",
+                "confirmed",
+                "pending_confirmation",
+                "cancelled",
+                "declined",
+                "rejected",
+                "failed",
+            ]
+        },
         "appointment": ref("Appointment"),
         "reason": {"type": "string"},
         "guard": {"type": "string"},
@@ -153,6 +163,9 @@ _RETELL_ANSWER: Schema = {
                 "invalid",
                 "conflict",
                 "pending",
+                "pending_confirmation",
+                "cancelled",
+                "declined",
             ]
         },
         "message": {"type": "string"},
@@ -167,7 +180,7 @@ _RETELL_ANSWER: Schema = {
 _CALCOM_ANSWER: Schema = {
     "type": "object",
     "properties": {
-        "status": {"enum": ["recorded", "already_recorded", "ignored"]},
+        "status": {"enum": ["recorded", "already_recorded", "ignored", "unknown_booking"]},
         "trigger": {"type": "string"},
         "recorded": {"type": "array", "items": {"type": "string"}},
     },
