@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     ready_max_transaction_seconds: float = Field(
         30.0, gt=0, validation_alias=_env("BOOKING_GUARD_READY_MAX_TRANSACTION_SECONDS")
     )
+    auto_migrate: bool = Field(True, validation_alias=_env("BOOKING_GUARD_AUTO_MIGRATE"))
     host: str = Field("127.0.0.1", validation_alias=_env("BOOKING_GUARD_HOST"))
     port: int = Field(8080, ge=0, le=65535, validation_alias=_env("BOOKING_GUARD_PORT"))
     pool_max_size: int = Field(10, ge=1, validation_alias=_env("BOOKING_GUARD_POOL_MAX_SIZE"))
