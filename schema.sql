@@ -1,5 +1,7 @@
--- booking-guard schema. Applied at every start-up under an advisory lock, so it must stay
--- idempotent: every statement is IF NOT EXISTS / OR REPLACE.
+-- booking-guard schema: the whole current schema, in one file to read (DESIGN.md section 2).
+-- Databases are not built from it: they reach it through the numbered migrations in
+-- events/migrations/ (events/migrate.py). A schema change is a new migration 000N_name.sql AND
+-- the same change here; tests/integration/test_migrations.py fails until both agree.
 
 -- The ledger. Append-only; everything else in this file is derived from it or guards writes to it.
 CREATE TABLE IF NOT EXISTS events (

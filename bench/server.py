@@ -12,7 +12,8 @@ from pathlib import Path
 import asyncpg
 from psycopg.conninfo import conninfo_to_dict
 
-from events.database import apply_schema, create_pool, start_embedded
+from events.database import create_pool, start_embedded
+from events.migrate import migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = ROOT / ".bench-postgres"
@@ -56,7 +57,7 @@ def libpq_params(dsn: str) -> dict[str, str]:
 
 @asynccontextmanager
 async def bench_database(server: str) -> AsyncIterator[str]:
-    """A new database with schema.sql applied; dropped on the way out, whatever happened."""
+    """A new database migrated to the current schema; dropped on the way out, whatever happened."""
     name = f"bg_bench_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(server)
     try:
@@ -67,7 +68,7 @@ async def bench_database(server: str) -> AsyncIterator[str]:
     try:
         pool = await create_pool(dsn, min_size=1, max_size=1)
         try:
-            await apply_schema(pool)
+            await migrate(pool)
         finally:
             await pool.close()
         yield dsn

@@ -1,4 +1,7 @@
-"""PostgreSQL connections: the pool, the embedded server, and the schema applied at start-up."""
+"""PostgreSQL connections: the pool, the embedded server, and the text of schema.sql.
+
+The schema reaches a database through events/migrate.py; schema.sql is the whole of it, to read.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +26,6 @@ Executor = asyncpg.Pool | Connection
 
 # Any one transaction left idle stalls every subscriber (see events/reads.py), so none may linger.
 IDLE_IN_TRANSACTION_TIMEOUT_MS = 10_000
-_SCHEMA_LOCK_KEY = 0x6267_5343  # "bgSC": one process applies the schema at a time
 
 
 def encode_json(value: Any) -> str:
@@ -89,14 +91,6 @@ def schema_sql() -> str:
     if source.is_file():
         return source.read_text()
     return resources.files("events").joinpath("schema.sql").read_text()
-
-
-async def apply_schema(pool: asyncpg.Pool) -> None:
-    """Apply schema.sql; the advisory lock lets several processes start at once."""
-    sql = schema_sql()
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK_KEY)
-        await conn.execute(sql)
 
 
 def start_embedded(data_dir: Path) -> str:

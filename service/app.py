@@ -16,7 +16,8 @@ from datetime import timedelta
 import asyncpg
 from aiohttp import web
 
-from events.database import apply_schema, create_pool, start_embedded
+from events.database import create_pool, start_embedded
+from events.migrate import migrate, require_current
 from events.store import EventStore
 from projections import catalog
 from projections.projectors import run_projectors
@@ -71,14 +72,37 @@ async def resolve_dsn(settings: Settings) -> str:
 
 
 @asynccontextmanager
-async def command_database(settings: Settings) -> AsyncIterator[tuple[asyncpg.Pool, EventStore]]:
-    """The database of a command other than `serve`: a small pool and the store over it."""
+async def command_pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    """A small pool for a command other than `serve`, whatever the schema's version."""
     pool = await create_pool(await resolve_dsn(settings), min_size=1, max_size=4)
     try:
-        await apply_schema(pool)
-        yield pool, EventStore(pool)
+        yield pool
     finally:
         await pool.close()
+
+
+@asynccontextmanager
+async def command_database(settings: Settings) -> AsyncIterator[tuple[asyncpg.Pool, EventStore]]:
+    """The database of `audit`, `replay`, `projections`: a small pool and the store over it.
+
+    These commands never change the schema: on a database behind they raise SchemaBehind
+    (the person running them is told to run `booking-guard db migrate`).
+    """
+    async with command_pool(settings) as pool:
+        await require_current(pool)
+        yield pool, EventStore(pool)
+
+
+async def prepare_schema(pool: asyncpg.Pool, *, auto_migrate: bool) -> None:
+    """`serve`'s start: apply pending migrations, or refuse a database behind (SchemaBehind).
+
+    On a current database either way costs one SELECT: no lock and no DDL, which under traffic
+    would queue behind (and deadlock with) live bookings.
+    """
+    if auto_migrate:
+        await migrate(pool)
+    else:
+        await require_current(pool)
 
 
 def create_app(
@@ -108,7 +132,7 @@ def create_app(
         # the projectors (LISTEN, session advisory locks) get a small pool of their own.
         pool = await create_pool(dsn, max_size=settings.pool_max_size, reset_sessions=False)
         try:
-            await apply_schema(pool)
+            await prepare_schema(pool, auto_migrate=settings.auto_migrate)
             app[POOL] = pool
             app[DSN] = dsn
             store = app[STORE] = EventStore(pool)

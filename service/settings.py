@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     orphan_policy: Literal["cancel", "alert"] = Field(
         "cancel", validation_alias=_env("BOOKING_GUARD_ORPHAN_POLICY")
     )
+    auto_migrate: bool = Field(True, validation_alias=_env("BOOKING_GUARD_AUTO_MIGRATE"))
     host: str = Field("127.0.0.1", validation_alias=_env("BOOKING_GUARD_HOST"))
     port: int = Field(8080, ge=0, le=65535, validation_alias=_env("BOOKING_GUARD_PORT"))
     pool_max_size: int = Field(10, ge=1, validation_alias=_env("BOOKING_GUARD_POOL_MAX_SIZE"))

@@ -16,7 +16,8 @@ from typing import TypeVar
 import asyncpg
 import pytest
 
-from events.database import apply_schema, create_pool, start_embedded, stop_embedded
+from events.database import create_pool, start_embedded, stop_embedded
+from events.migrate import MIGRATIONS_TABLE, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -64,9 +65,9 @@ def database_url(server_dsn: str) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    """A pool on the test database with the schema applied."""
+    """A pool on the test database, migrated from zero (so every run exercises the migrations)."""
     pool = await create_pool(database_url, min_size=2, max_size=20)
-    await apply_schema(pool)
+    await migrate(pool)
     yield pool
     await pool.close()
 
@@ -74,7 +75,11 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
 @pytest.fixture
 async def db(pool: asyncpg.Pool) -> asyncpg.Pool:
     """The pool, with every table emptied first, so each test starts from nothing."""
-    tables = await pool.fetch("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+    # Not schema_migrations: emptied, it would say the database was never migrated.
+    tables = await pool.fetch(
+        "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename <> $1",
+        MIGRATIONS_TABLE,
+    )
     names = ", ".join(f'"{row["tablename"]}"' for row in tables)
     if names:
         await pool.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")

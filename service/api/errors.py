@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg
 from aiohttp import web
 from aiohttp.typedefs import Handler
 from pydantic import ValidationError
@@ -15,6 +16,7 @@ from service.booking.attempt import AttemptInFlight, BookingInputError, Idempote
 log = logging.getLogger(__name__)
 
 DATABASE_RETRY_AFTER_SECONDS = 2
+CONFLICT_RETRY_AFTER_SECONDS = 1
 
 
 def error_response(
@@ -78,6 +80,16 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
             "database_unavailable",
             "PostgreSQL cannot be reached; retry later",
             headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+        )
+    except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError) as e:
+        # 40P01, 40001: PostgreSQL rolled one transaction back so that another could go on. The
+        # loser wrote nothing; a retry (same Idempotency-Key) goes on from what was committed.
+        log.warning("database conflict: %s", e)
+        return error_response(
+            503,
+            "database_conflict",
+            "a concurrent transaction conflicted with this one; retry",
+            headers={"Retry-After": str(CONFLICT_RETRY_AFTER_SECONDS)},
         )
     except web.HTTPException as e:
         if e.status < 400:

@@ -7,6 +7,7 @@ import sys
 
 from pydantic import ValidationError
 
+from events.migrate import MigrationError, SchemaBehind
 from service.cli import demo
 from service.cli.audit import add_audit_command, run_audit_command
 from service.cli.db import add_db_command, run_db_command
@@ -36,7 +37,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"booking-guard: invalid settings:\n{e}", file=sys.stderr)
         return 2
     configure_logging(settings)
+    try:
+        return _run(parser, args, settings)
+    except SchemaBehind as e:
+        # Only `serve` with BOOKING_GUARD_AUTO_MIGRATE=true and `db migrate` change the schema.
+        why = " (BOOKING_GUARD_AUTO_MIGRATE is false)" if args.command == "serve" else ""
+        print(f"booking-guard: {e}; run `booking-guard db migrate`{why}", file=sys.stderr)
+        return 1
+    except MigrationError as e:
+        print(f"booking-guard: {e}", file=sys.stderr)
+        return 1
 
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "serve":
         return run_serve(args, settings)
     elif args.command == "simulate-calcom":

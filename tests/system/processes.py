@@ -106,6 +106,32 @@ class Services:
         await self._wait_healthy(service)
         return service
 
+    async def run_command(self, *args: str, timeout: float = 120.0) -> tuple[int, str]:
+        """Run `booking-guard <args>` (`audit call x`) with the services' settings to its end;
+        its exit status and what it wrote to stdout and stderr."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUBBED)}
+        env.update(self._env)
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "service.cli.main",
+            *args,
+            cwd=ROOT,
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        try:
+            async with asyncio.timeout(timeout):
+                out, _ = await process.communicate()
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+        assert process.returncode is not None
+        return process.returncode, out.decode(errors="replace")
+
     async def _wait_healthy(self, service: ServiceProcess) -> None:
         async with aiohttp.ClientSession() as session:
 
