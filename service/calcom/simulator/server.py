@@ -29,7 +29,11 @@ from service.calcom.simulator.routes import API_VERSION, add_calcom_routes
 from service.calcom.simulator.state import BookingLedger, SimulatedBooking
 from service.calcom.simulator.surface import Clock, RecordedRequest
 from service.calcom.simulator.webhook_payloads import Trigger, booking_webhook
-from service.calcom.simulator.webhooks import WebhookDispatcher, WebhookFault
+from service.calcom.simulator.webhooks import (
+    WebhookDispatcher,
+    WebhookFault,
+    parse_webhook_fault,
+)
 
 
 def _utc_now() -> datetime:
@@ -51,6 +55,7 @@ class CalcomSimulator:
         enforce_rate_limit: bool = False,
         reject_past: bool = True,
         first_booking_id: int = 1,
+        clock_skew_seconds: float = 0.0,
         webhook_url: str | None = None,
         webhook_secret: str | None = None,
         webhook_faults: Iterable[WebhookFault | str] = (),
@@ -58,6 +63,13 @@ class CalcomSimulator:
         self.ledger = BookingLedger(event_types, first_id=first_booking_id)
         self.faults = FaultQueue(list(faults))
         self.now = now
+        # Cal.com's servers keep their own time: `createdAt` may be seconds off ours.
+        self._skew = timedelta(seconds=clock_skew_seconds)
+        self._offset: timedelta | None = timedelta(0) if now is _utc_now else None
+        if clock_skew_seconds:
+            if now is not _utc_now:
+                raise ValueError("clock_skew_seconds shifts the real clock: give it or now=")
+            self.set_clock(offset=self._skew)
         self.webhooks = WebhookDispatcher(url=webhook_url, secret=webhook_secret)
         self.add_webhook_faults(*webhook_faults)
         self.latency_ms = latency_ms
@@ -145,6 +157,16 @@ class CalcomSimulator:
             self.now = lambda: _utc_now() + offset
         else:
             self.now = _utc_now
+        self._offset = offset if moment is None else None
+
+    @property
+    def clock_skew_seconds(self) -> float | None:
+        """How far Cal.com's clock runs from this machine's (None while frozen)."""
+        return None if self._offset is None else self._offset.total_seconds()
+
+    @clock_skew_seconds.setter
+    def clock_skew_seconds(self, seconds: float) -> None:
+        self.set_clock(offset=timedelta(seconds=seconds))
 
     def reset(self) -> None:
         """Forget bookings, faults, recorded requests and rate windows; release hung requests."""
@@ -153,7 +175,8 @@ class CalcomSimulator:
         self.requests.clear()
         self._windows.clear()
         self.webhooks.reset()
-        self.now = _utc_now
+        # Back to the clock it was started with: a configured skew is part of the deployment.
+        self.set_clock(offset=self._skew if self._skew else None)
         self.release_hung()
 
     def release_hung(self) -> None:
@@ -206,20 +229,41 @@ def create_simulator_app(simulator: CalcomSimulator | None = None) -> web.Applic
 
 
 def run_simulator(
-    *, host: str = "127.0.0.1", port: int = 8090, latency_ms: int = 0, faults: Iterable[str] = ()
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8090,
+    latency_ms: int = 0,
+    faults: Iterable[str] = (),
+    clock_skew_seconds: float = 0.0,
+    webhook_url: str | None = None,
+    webhook_secret: str | None = None,
+    webhook_faults: Iterable[str] = (),
 ) -> int:
     """Serve a simulator until interrupted; the `simulate-calcom` command."""
     try:
         scripted = [parse_fault(text) for text in faults]
+        webhook_scripted = [parse_webhook_fault(text) for text in webhook_faults]
     except ValueError as e:
         print(f"booking-guard simulate-calcom: {e}", file=sys.stderr)
         return 2
-    sim = CalcomSimulator(latency_ms=latency_ms, faults=scripted)
+    sim = CalcomSimulator(
+        latency_ms=latency_ms,
+        faults=scripted,
+        clock_skew_seconds=clock_skew_seconds,
+        webhook_url=webhook_url,
+        webhook_secret=webhook_secret,
+        webhook_faults=webhook_scripted,
+    )
     for event_type in sim.ledger.event_types.values():
         print(f"event type {event_type.id} ({event_type.slug}): {event_type.kind}", flush=True)
     print(f"Cal.com API at http://{host}:{port}/v2 (cal-api-version {API_VERSION})", flush=True)
     print(
         f"controls at http://{host}:{port}/_simulator/{{bookings,faults,clock,reset}}", flush=True
     )
+    if webhook_url is not None:
+        signed = "signed" if webhook_secret else "unsigned (no-secret-provided)"
+        print(f"webhooks to {webhook_url}, {signed}", flush=True)
+    if clock_skew_seconds:
+        print(f"Cal.com's clock runs {clock_skew_seconds:+g} s from this machine's", flush=True)
     web.run_app(sim.app, host=host, port=port, print=lambda text: print(text, flush=True))
     return 0
