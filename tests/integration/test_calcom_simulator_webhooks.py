@@ -353,7 +353,8 @@ async def test_admin_routes_drive_the_host_the_attendee_and_webhooks(
 
     assert (accepted[0], accepted[1]["data"]["status"]) == (200, "accepted")
     assert (again[0], again[1]["error"]) == (409, "ConflictException")
-    assert (rejected[0], rejected[1]["data"]["rejectionReason"]) == (200, "away")
+    assert (rejected[0], rejected[1]["data"]["status"]) == (200, "rejected")
+    assert sim.ledger.get(declined.uid).rejection_reason == "away"
     assert (cancelled[0], cancelled[1]["data"]["cancellationReason"]) == (200, "ill")
     assert unknown[0] == 404
     assert status == 200

@@ -88,7 +88,6 @@ class SimulatedBooking:
             "rescheduledFromUid": self.rescheduled_from_uid,
             "rescheduledToUid": self.rescheduled_to_uid,
             "cancelledByEmail": self.cancelled_by,
-            "rejectionReason": self.rejection_reason,
             # Cal.com marks the booking a reschedule replaced; absent on every other booking.
             "rescheduled": True if self.rescheduled_to_uid is not None else None,
         }
