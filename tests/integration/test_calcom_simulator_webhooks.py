@@ -311,6 +311,19 @@ async def test_reorder_sends_a_webhook_after_the_next_one(
     assert receiver.triggers() == ["BOOKING_CANCELLED", "BOOKING_CREATED"]
 
 
+async def test_a_held_webhook_follows_the_next_even_when_that_one_is_dropped(
+    client: HttpCalcomClient, sim: CalcomSimulator, receiver: Receiver
+) -> None:
+    sim.add_webhook_faults("reorder", "drop")
+    booked = await client.create_booking(request(event_type_id=PLAIN))
+
+    await client.cancel_booking(booked.uid)
+    await sim.webhooks_idle(timeout=5)
+
+    assert receiver.triggers() == ["BOOKING_CREATED"]
+    assert [d.state for d in sim.webhooks.deliveries] == ["delivered", "dropped"]
+
+
 async def test_a_delayed_webhook_is_overtaken_by_the_next(
     client: HttpCalcomClient, sim: CalcomSimulator, receiver: Receiver
 ) -> None:

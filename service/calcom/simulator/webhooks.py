@@ -135,6 +135,7 @@ class WebhookDispatcher:
         ]
         if fault is not None and fault.kind == "drop":
             outgoing[0].delivery.state = "dropped"
+            self._send_next([])  # a held webhook still goes after the (lost) next one
             return [outgoing[0].delivery]
         self._started(len(outgoing))
         if fault is not None and fault.kind == "reorder":
@@ -142,13 +143,16 @@ class WebhookDispatcher:
                 item.delivery.state = "held"
             self._held.extend(outgoing)
             return [item.delivery for item in outgoing]
+        self._send_next(outgoing)
+        return [item.delivery for item in outgoing]
+
+    def _send_next(self, outgoing: list[_Outgoing]) -> None:
         # A held webhook goes right after the next one, so the receiver sees them swapped.
         self._queue.extend([*outgoing, *self._held])
         for item in self._held:
             item.delivery.state = "queued"
         self._held.clear()
         self._wake.set()
-        return [item.delivery for item in outgoing]
 
     def add_faults(self, *faults: WebhookFault | str) -> None:
         """Script webhook faults, in order; strings use the command-line spelling."""
