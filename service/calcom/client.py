@@ -26,6 +26,8 @@ from service.calcom.port import (
 
 API_VERSION = "2024-08-13"
 DEFAULT_BASE_URL = "https://api.cal.com"
+# GetBookingsInput_2024_08_13 caps `take` at 250.
+LIST_PAGE_MAX = 250
 
 
 class RequestObserver(Protocol):
@@ -139,14 +141,43 @@ class HttpCalcomClient:
             "take": "100",
         }
         body = await self._call("GET", "/bookings", "/v2/bookings", params=params)
-        data = body.get("data") if isinstance(body, dict) else None
-        if not isinstance(data, list):
-            raise CalcomUnavailable(
-                "Cal.com answered GET /v2/bookings without a list", code="invalid_response"
-            )
-        bookings = [_parse_booking(item) for item in data if isinstance(item, dict)]
+        bookings = _bookings(body)
         wanted = to_calcom_time(start)  # Cal.com keeps milliseconds
         return [b for b in bookings if b.start is not None and to_calcom_time(b.start) == wanted]
+
+    async def list_bookings(
+        self, *, created_after: datetime, created_before: datetime | None = None, take: int = 100
+    ) -> list[CalcomBooking]:
+        """Every booking created in the window, any status, oldest first: all pages of
+        `GET /v2/bookings` (for reconciliation against the ledger)."""
+        if not 1 <= take <= LIST_PAGE_MAX:
+            raise ValueError(f"take must be between 1 and {LIST_PAGE_MAX}, got {take}")
+        params = {
+            # Without a status Cal.com's default may leave some out; these three cover every
+            # booking but recurring series (which booking-guard never makes).
+            "status": "upcoming,past,cancelled",
+            "afterCreatedAt": to_calcom_time(created_after),
+            # Oldest first, so bookings created while we page land on later pages, not shift
+            # the ones we have yet to read.
+            "sortCreated": "asc",
+            "take": str(take),
+        }
+        if created_before is not None:
+            params["beforeCreatedAt"] = to_calcom_time(created_before)
+        found: dict[str, CalcomBooking] = {}
+        skip = 0
+        while True:
+            body = await self._call(
+                "GET", "/bookings", "/v2/bookings", params=params | {"skip": str(skip)}
+            )
+            page = _bookings(body)
+            for booking in page:
+                found.setdefault(booking.uid, booking)
+            pagination = body.get("pagination") if isinstance(body, dict) else None
+            more = pagination.get("hasNextPage") if isinstance(pagination, dict) else None
+            if not page or more is False or (more is None and len(page) < take):
+                return list(found.values())
+            skip += len(page)
 
     async def get_booking(self, uid: str) -> CalcomBooking:
         """`GET /v2/bookings/{uid}`."""
@@ -312,6 +343,15 @@ def _booking(body: Any) -> CalcomBooking:
             "Cal.com answered without a single booking in `data`", code="invalid_response"
         )
     return _parse_booking(data)
+
+
+def _bookings(body: Any) -> list[CalcomBooking]:
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, list):
+        raise CalcomUnavailable(
+            "Cal.com answered GET /v2/bookings without a list", code="invalid_response"
+        )
+    return [_parse_booking(item) for item in data if isinstance(item, dict)]
 
 
 def _parse_booking(data: dict[str, Any]) -> CalcomBooking:

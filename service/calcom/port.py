@@ -128,6 +128,10 @@ class CalcomClient(Protocol):
 
     async def cancel_booking(self, uid: str, *, reason: str | None = None) -> CalcomBooking: ...
 
+    async def list_bookings(
+        self, *, created_after: datetime, created_before: datetime | None = None, take: int = 100
+    ) -> list[CalcomBooking]: ...
+
 
 def to_calcom_time(moment: datetime) -> str:
     """UTC ISO 8601 with milliseconds and Z, as Cal.com writes times."""

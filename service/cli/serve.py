@@ -34,6 +34,30 @@ def add_serve_commands(commands: Any) -> None:
         "503, 429[:retry-after-s], 409, delay:<ms>, timeout[:s], timeout_after_write[:s], drop, "
         "drop_after_write; OPERATION: create, find, get, cancel, reschedule",
     )
+    simulate.add_argument(
+        "--clock-skew-seconds",
+        type=float,
+        default=0.0,
+        metavar="N",
+        help="Cal.com's clock (createdAt, ...) runs N seconds from this machine's; negative: "
+        "behind (0)",
+    )
+    simulate.add_argument(
+        "--webhook-url", metavar="URL", help="send Cal.com's booking webhooks here (none)"
+    )
+    simulate.add_argument(
+        "--webhook-secret",
+        metavar="SECRET",
+        help="sign webhooks with this secret (unset: X-Cal-Signature-256: no-secret-provided)",
+    )
+    simulate.add_argument(
+        "--webhook-fault",
+        action="append",
+        default=[],
+        metavar="KIND",
+        help="a fault for the next webhook, repeatable, consumed in order: drop, duplicate, "
+        "delay:<ms>, reorder (sent after the next one)",
+    )
 
 
 def run_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -60,5 +84,12 @@ def run_simulate(args: argparse.Namespace) -> int:
     from service.calcom.simulator.server import run_simulator
 
     return run_simulator(
-        host=args.host, port=args.port, latency_ms=args.latency_ms, faults=args.fault
+        host=args.host,
+        port=args.port,
+        latency_ms=args.latency_ms,
+        faults=args.fault,
+        clock_skew_seconds=args.clock_skew_seconds,
+        webhook_url=args.webhook_url,
+        webhook_secret=args.webhook_secret,
+        webhook_faults=args.webhook_fault,
     )

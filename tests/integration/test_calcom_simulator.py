@@ -378,3 +378,71 @@ async def test_admin_endpoints_script_faults_set_the_clock_and_reset(
     )
     await call("POST", "/reset")
     assert (await call("GET", "/bookings"))["data"] == []
+
+
+async def test_get_answers_a_booking_in_every_status(
+    client: HttpCalcomClient, sim: CalcomSimulator, clock: Clock
+) -> None:
+    confirm = CONFIRMATION_EVENT_TYPE_ID
+    accepted = await client.create_booking(request(event_type_id=PLAIN_EVENT_TYPE_ID))
+    pending = await client.create_booking(request(event_type_id=confirm))
+    rejected = await client.create_booking(
+        request(event_type_id=confirm, start=SLOT + timedelta(hours=1))
+    )
+    sim.ledger.decline(rejected.uid, reason="host is away", now=clock.now)
+    cancelled = await client.create_booking(
+        request(event_type_id=PLAIN_EVENT_TYPE_ID, start=SLOT + timedelta(hours=2))
+    )
+    await client.cancel_booking(cancelled.uid, reason="caller changed plans")
+
+    read = [await client.get_booking(b.uid) for b in (accepted, pending, rejected, cancelled)]
+
+    assert [b.status for b in read] == ["accepted", "pending", "rejected", "cancelled"]
+    # BookingOutput_2024_08_13 has no rejection reason: only the webhook carries it.
+    assert "rejectionReason" not in read[2].raw
+    assert sim.ledger.get(rejected.uid).rejection_reason == "host is away"
+    assert read[3].raw["cancellationReason"] == "caller changed plans"
+
+
+async def test_cancelling_a_cancelled_booking_is_calcoms_400(client: HttpCalcomClient) -> None:
+    booked = await client.create_booking(request(event_type_id=PLAIN_EVENT_TYPE_ID))
+    await client.cancel_booking(booked.uid)
+
+    with pytest.raises(CalcomRejected) as raised:
+        await client.cancel_booking(booked.uid)
+
+    assert (raised.value.status, raised.value.message) == (
+        400,
+        "This booking has already been cancelled.",
+    )
+
+
+async def test_a_rescheduled_booking_is_cancelled_and_names_its_successor(
+    client: HttpCalcomClient,
+) -> None:
+    first = await client.create_booking(request(event_type_id=PLAIN_EVENT_TYPE_ID))
+
+    moved = await client.reschedule_booking(first.uid, start=SLOT + timedelta(hours=2))
+    old = await client.get_booking(first.uid)
+
+    assert (old.status, old.raw["rescheduled"], old.raw["rescheduledToUid"]) == (
+        "cancelled",
+        True,
+        moved.uid,
+    )
+    assert "rescheduled" not in moved.raw
+    assert (moved.status, moved.raw["rescheduledFromUid"]) == ("accepted", first.uid)
+    with pytest.raises(CalcomRejected, match="already been cancelled"):
+        await client.cancel_booking(first.uid)
+
+
+async def test_a_declined_booking_frees_its_slot(
+    client: HttpCalcomClient, sim: CalcomSimulator, clock: Clock
+) -> None:
+    confirm = CONFIRMATION_EVENT_TYPE_ID
+    first = await client.create_booking(request(event_type_id=confirm))
+    sim.ledger.decline(first.uid, reason=None, now=clock.now)
+
+    second = await client.create_booking(request("Hans Schuster", CALL_688, event_type_id=confirm))
+
+    assert (second.uid != first.uid, second.status) == (True, "pending")

@@ -329,6 +329,32 @@ async def test_find_bookings_filters_by_attendee_event_type_and_exact_start(
     assert url.query["beforeEnd"] == "2025-10-11T06:00:00.000Z"
 
 
+async def test_list_bookings_pages_until_a_short_page_and_keeps_each_uid_once(
+    client: HttpCalcomClient, mocked: aioresponses
+) -> None:
+    # No pagination object: a page shorter than `take` is the last. A uid seen on two pages (the
+    # list moved between requests) is one booking.
+    first = [booking("a")["data"], booking("b")["data"]]
+    second = [booking("b")["data"]]
+    listing = re.compile(rf"^{re.escape(BOOKINGS)}\?.*$")
+    mocked.get(listing, status=200, payload={"status": "success", "data": first})
+    mocked.get(listing, status=200, payload={"status": "success", "data": second})
+
+    found = await client.list_bookings(
+        created_after=datetime(2025, 10, 6, tzinfo=UTC),
+        created_before=datetime(2025, 10, 7, tzinfo=UTC),
+        take=2,
+    )
+
+    assert [b.uid for b in found] == ["a", "b"]
+    queries = [url.query for (_, url) in mocked.requests]
+    assert [q["skip"] for q in queries] == ["0", "2"]
+    query = queries[0]
+    assert query["afterCreatedAt"] == "2025-10-06T00:00:00.000Z"
+    assert query["beforeCreatedAt"] == "2025-10-07T00:00:00.000Z"
+    assert (query["status"], query["sortCreated"]) == ("upcoming,past,cancelled", "asc")
+
+
 async def test_get_and_cancel_address_the_booking_by_uid(
     client: HttpCalcomClient, mocked: aioresponses, recorder: Recorder
 ) -> None:

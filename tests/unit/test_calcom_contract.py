@@ -7,6 +7,7 @@ without that folder skips this file.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,7 +19,11 @@ from aiohttp.test_utils import TestServer
 
 from service.calcom.client import HttpCalcomClient
 from service.calcom.port import CreateBooking
-from service.calcom.simulator.event_types import INCIDENT_EVENT_TYPE_ID, PLAIN_EVENT_TYPE_ID
+from service.calcom.simulator.event_types import (
+    CONFIRMATION_EVENT_TYPE_ID,
+    INCIDENT_EVENT_TYPE_ID,
+    PLAIN_EVENT_TYPE_ID,
+)
 from service.calcom.simulator.server import CalcomSimulator
 
 SPEC_PATH = (
@@ -164,3 +169,45 @@ async def test_client_requests_match_calcom_schemas(
             assert recorded.headers.get(header["name"]) == "2024-08-13", header["name"]
     assert find.headers["cal-api-version"] == "2024-08-13"
     assert find.headers["Authorization"] == "Bearer cal_test"
+
+
+def documented_listing_names() -> set[str]:
+    """The query names and status values the contracts README gives for `GET /v2/bookings`."""
+    readme = (SPEC_PATH.parent / "README.md").read_text()
+    paragraph = readme[readme.index("**Listing bookings**") :].split("\n- ", 1)[0]
+    return set(re.findall(r"`(\w+)`", paragraph))
+
+
+async def test_listing_requests_and_answers_match_what_calcom_documents(
+    server: TestServer, sim: CalcomSimulator
+) -> None:
+    # The OpenAPI extract has no GET /v2/bookings: check against the contracts README, plus
+    # sortCreated, which Cal.com's GetBookingsInput_2024_08_13 takes ("asc" | "desc").
+    assert "get" not in SPEC["paths"]["/v2/bookings"], "validate against the extract instead"
+    documented = documented_listing_names() | {"sortCreated"}
+    origin = str(server.make_url("/")).rstrip("/")
+    async with HttpCalcomClient(api_key="cal_test", base_url=origin) as calcom:
+        booked = await calcom.create_booking(request("Hansi Sputer", "call_687"))
+        pending = await calcom.create_booking(
+            request("Hansi Sputer", "call_687").model_copy(
+                update={"event_type_id": CONFIRMATION_EVENT_TYPE_ID}
+            )
+        )
+        sim.decline(pending.uid, "host is away")
+        await calcom.reschedule_booking(booked.uid, start=SLOT + timedelta(hours=1))
+        sim.requests.clear()
+        await calcom.list_bookings(created_after=NOW - timedelta(days=1), take=2)
+        pages = list(sim.requests)
+        async with aiohttp.ClientSession(headers=VERSION) as http:
+            listed_status, listed = await answer(http, "GET", f"{origin}/v2/bookings")
+
+    assert len(pages) == 2
+    for recorded in pages:
+        assert set(recorded.query) <= documented, recorded.query
+        assert set(recorded.query["status"].split(",")) <= documented
+        assert recorded.headers["cal-api-version"] == "2024-08-13"
+    assert listed_status == 200
+    assert set(listed) == {"status", "data", "pagination"}
+    booking = component("BookingOutput_2024_08_13")
+    assert [problems(booking, item) for item in listed["data"]] == [[], [], []]
+    assert {item["status"] for item in listed["data"]} == {"accepted", "cancelled", "rejected"}

@@ -7,7 +7,7 @@
 - `GET|POST /_simulator/clock`: read; `{"now": "<ISO time>"}` freezes it, `{"offset_seconds": n}`
   runs it n seconds from real time, `{"now": null}` goes back to real time.
 - `POST /_simulator/settings`: any of `latency_ms`, `rate_limit`, `enforce_rate_limit`,
-  `reject_past`.
+  `reject_past`, `clock_skew_seconds` (Cal.com's clock that far from ours: the clock's offset).
 - `GET /_simulator/requests`: the last 1,000 requests to `/v2`, with headers and bodies.
 - `POST /_simulator/reset`: forget bookings, faults, requests; real clock; release hung requests.
 """
@@ -34,6 +34,7 @@ _SETTINGS: dict[str, type] = {
     "rate_limit": int,
     "enforce_rate_limit": bool,
     "reject_past": bool,
+    "clock_skew_seconds": float,
 }
 
 
@@ -119,7 +120,7 @@ class _Admin:
             raise _bad("expected an object of settings")
         for name, value in body.items():
             kind = _SETTINGS.get(name)
-            if kind is None or type(value) is not kind:
+            if kind is None or not (type(value) is kind or (kind is float and type(value) is int)):
                 names = ", ".join(_SETTINGS)
                 raise _bad(f"unknown setting or wrong type: {name}={value!r}; settings: {names}")
             setattr(self.sim, name, value)

@@ -104,7 +104,13 @@ async def _run(sim: Simulator, request: web.Request, action: Action, body: Any) 
 
 
 async def _create(sim: Simulator, request: web.Request, body: Any) -> web.Response:
-    booking, _ = sim.ledger.create(parse_create(body), now=sim.now(), reject_past=sim.reject_past)
+    booking, created = sim.ledger.create(
+        parse_create(body), now=sim.now(), reject_past=sim.reject_past
+    )
+    if created:  # the shortcut returning an existing booking writes nothing and sends nothing
+        sim.notify(
+            "BOOKING_REQUESTED" if booking.status == "pending" else "BOOKING_CREATED", booking
+        )
     return _json(201, {"status": "success", "data": booking.to_calcom()})
 
 
@@ -135,7 +141,11 @@ async def _cancel(sim: Simulator, request: web.Request, body: Any) -> web.Respon
     reason = body.get("cancellationReason") if isinstance(body, dict) else None
     if reason is not None and not isinstance(reason, str):
         raise SimulatedError(400, "BadRequestException", "cancellationReason must be a string")
-    booking = sim.ledger.cancel(request.match_info["uid"], reason=reason, now=sim.now())
+    uid = request.match_info["uid"]
+    # The API key belongs to the host, whom Cal.com names as the one who cancelled.
+    host = sim.ledger.get(uid).event_type.host.email
+    booking = sim.ledger.cancel(uid, reason=reason, now=sim.now(), by=host)
+    sim.notify("BOOKING_CANCELLED", booking)
     return _json(200, {"status": "success", "data": booking.to_calcom()})
 
 
@@ -144,6 +154,7 @@ async def _reschedule(sim: Simulator, request: web.Request, body: Any) -> web.Re
     booking = sim.ledger.reschedule(
         request.match_info["uid"], fields, now=sim.now(), reject_past=sim.reject_past
     )
+    sim.notify("BOOKING_RESCHEDULED", booking)
     return _json(201, {"status": "success", "data": booking.to_calcom()})
 
 

@@ -21,11 +21,19 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from service.calcom.simulator.admin import add_admin_routes
+from service.calcom.simulator.admin_lifecycle import add_lifecycle_routes
 from service.calcom.simulator.event_types import DEFAULT_EVENT_TYPES, SimulatedEventType
 from service.calcom.simulator.faults import Fault, FaultQueue, parse_fault
+from service.calcom.simulator.input import SimulatedError
 from service.calcom.simulator.routes import API_VERSION, add_calcom_routes
-from service.calcom.simulator.state import BookingLedger
+from service.calcom.simulator.state import BookingLedger, SimulatedBooking
 from service.calcom.simulator.surface import Clock, RecordedRequest
+from service.calcom.simulator.webhook_payloads import Trigger, booking_webhook
+from service.calcom.simulator.webhooks import (
+    WebhookDispatcher,
+    WebhookFault,
+    parse_webhook_fault,
+)
 
 
 def _utc_now() -> datetime:
@@ -47,10 +55,23 @@ class CalcomSimulator:
         enforce_rate_limit: bool = False,
         reject_past: bool = True,
         first_booking_id: int = 1,
+        clock_skew_seconds: float = 0.0,
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
+        webhook_faults: Iterable[WebhookFault | str] = (),
     ) -> None:
         self.ledger = BookingLedger(event_types, first_id=first_booking_id)
         self.faults = FaultQueue(list(faults))
         self.now = now
+        # Cal.com's servers keep their own time: `createdAt` may be seconds off ours.
+        self._skew = timedelta(seconds=clock_skew_seconds)
+        self._offset: timedelta | None = timedelta(0) if now is _utc_now else None
+        if clock_skew_seconds:
+            if now is not _utc_now:
+                raise ValueError("clock_skew_seconds shifts the real clock: give it or now=")
+            self.set_clock(offset=self._skew)
+        self.webhooks = WebhookDispatcher(url=webhook_url, secret=webhook_secret)
+        self.add_webhook_faults(*webhook_faults)
         self.latency_ms = latency_ms
         self.api_key = api_key
         self.rate_limit = rate_limit
@@ -79,6 +100,54 @@ class CalcomSimulator:
         """Script faults, in order; strings use the command-line spelling (`429:2`, `drop`)."""
         self.faults.add(*(parse_fault(f) if isinstance(f, str) else f for f in faults))
 
+    def add_webhook_faults(self, *faults: WebhookFault | str) -> None:
+        """Script faults of the next webhooks, in order: `drop`, `duplicate`, `delay:<ms>`,
+        `reorder`."""
+        self.webhooks.add_faults(*faults)
+
+    def set_webhook(self, url: str | None, secret: str | None = None) -> None:
+        """Send webhooks to `url`, signed with `secret` (None: unsigned); `url` None: none."""
+        self.webhooks.url, self.webhooks.secret = url, secret
+
+    async def webhooks_idle(self, timeout: float = 5.0) -> None:
+        """Wait until every webhook raised so far was sent; TimeoutError after `timeout` s."""
+        await self.webhooks.idle(timeout)
+
+    def notify(
+        self, trigger: Trigger, booking: SimulatedBooking, *, confirmed_by_host: bool = False
+    ) -> None:
+        """Raise the webhook Cal.com sends for `trigger` about `booking`, now."""
+        previous = booking.rescheduled_from_uid
+        body = booking_webhook(
+            trigger,
+            booking,
+            created_at=self.now(),
+            previous=None if previous is None else self.ledger.get(previous),
+            confirmed_by_host=confirmed_by_host,
+        )
+        self.webhooks.enqueue(body)
+
+    def accept(self, uid: str) -> SimulatedBooking:
+        """The host confirms a pending booking: BOOKING_CREATED, status ACCEPTED."""
+        booking = self.ledger.accept(uid, now=self.now())
+        self.notify("BOOKING_CREATED", booking, confirmed_by_host=True)
+        return booking
+
+    def decline(self, uid: str, reason: str | None = None) -> SimulatedBooking:
+        """The host rejects a pending booking: BOOKING_REJECTED with `rejectionReason`."""
+        booking = self.ledger.decline(uid, reason=reason, now=self.now())
+        self.notify("BOOKING_REJECTED", booking)
+        return booking
+
+    def cancel_as_attendee(self, uid: str, reason: str | None = None) -> SimulatedBooking:
+        """The attendee cancels from Cal.com's e-mail, not through the API: BOOKING_CANCELLED."""
+        booking = self.ledger.get(uid)
+        if booking.status == "cancelled":
+            raise SimulatedError(409, "ConflictException", f"Booking {uid} is already cancelled")
+        self.ledger.cancel(uid, reason=reason, now=self.now(), by=booking.attendee["email"])
+        self.notify("BOOKING_CANCELLED", booking)
+        return booking
+
     def set_clock(self, moment: datetime | None = None, *, offset: timedelta | None = None) -> None:
         """Freeze the clock at `moment`, or run it `offset` from real time; neither: real time."""
         if moment is not None:
@@ -88,6 +157,16 @@ class CalcomSimulator:
             self.now = lambda: _utc_now() + offset
         else:
             self.now = _utc_now
+        self._offset = offset if moment is None else None
+
+    @property
+    def clock_skew_seconds(self) -> float | None:
+        """How far Cal.com's clock runs from this machine's (None while frozen)."""
+        return None if self._offset is None else self._offset.total_seconds()
+
+    @clock_skew_seconds.setter
+    def clock_skew_seconds(self, seconds: float) -> None:
+        self.set_clock(offset=timedelta(seconds=seconds))
 
     def reset(self) -> None:
         """Forget bookings, faults, recorded requests and rate windows; release hung requests."""
@@ -95,7 +174,9 @@ class CalcomSimulator:
         self.faults.clear()
         self.requests.clear()
         self._windows.clear()
-        self.now = _utc_now
+        self.webhooks.reset()
+        # Back to the clock it was started with: a configured skew is part of the deployment.
+        self.set_clock(offset=self._skew if self._skew else None)
         self.release_hung()
 
     def release_hung(self) -> None:
@@ -136,30 +217,53 @@ def create_simulator_app(simulator: CalcomSimulator | None = None) -> web.Applic
     app[SIMULATOR] = sim
     add_calcom_routes(app, sim)
     add_admin_routes(app, sim)
+    add_lifecycle_routes(app, sim)
 
     async def release_on_shutdown(app: web.Application) -> None:
         # Hung `timeout` requests would otherwise hold the server's shutdown for a minute.
         sim.release_hung()
 
     app.on_shutdown.append(release_on_shutdown)
+    app.cleanup_ctx.append(sim.webhooks.running)
     return app
 
 
 def run_simulator(
-    *, host: str = "127.0.0.1", port: int = 8090, latency_ms: int = 0, faults: Iterable[str] = ()
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8090,
+    latency_ms: int = 0,
+    faults: Iterable[str] = (),
+    clock_skew_seconds: float = 0.0,
+    webhook_url: str | None = None,
+    webhook_secret: str | None = None,
+    webhook_faults: Iterable[str] = (),
 ) -> int:
     """Serve a simulator until interrupted; the `simulate-calcom` command."""
     try:
         scripted = [parse_fault(text) for text in faults]
+        webhook_scripted = [parse_webhook_fault(text) for text in webhook_faults]
     except ValueError as e:
         print(f"booking-guard simulate-calcom: {e}", file=sys.stderr)
         return 2
-    sim = CalcomSimulator(latency_ms=latency_ms, faults=scripted)
+    sim = CalcomSimulator(
+        latency_ms=latency_ms,
+        faults=scripted,
+        clock_skew_seconds=clock_skew_seconds,
+        webhook_url=webhook_url,
+        webhook_secret=webhook_secret,
+        webhook_faults=webhook_scripted,
+    )
     for event_type in sim.ledger.event_types.values():
         print(f"event type {event_type.id} ({event_type.slug}): {event_type.kind}", flush=True)
     print(f"Cal.com API at http://{host}:{port}/v2 (cal-api-version {API_VERSION})", flush=True)
     print(
         f"controls at http://{host}:{port}/_simulator/{{bookings,faults,clock,reset}}", flush=True
     )
+    if webhook_url is not None:
+        signed = "signed" if webhook_secret else "unsigned (no-secret-provided)"
+        print(f"webhooks to {webhook_url}, {signed}", flush=True)
+    if clock_skew_seconds:
+        print(f"Cal.com's clock runs {clock_skew_seconds:+g} s from this machine's", flush=True)
     web.run_app(sim.app, host=host, port=port, print=lambda text: print(text, flush=True))
     return 0

@@ -50,6 +50,9 @@ class SimulatedBooking:
     rescheduling_reason: str | None = None
     rescheduled_from_uid: str | None = None
     rescheduled_to_uid: str | None = None
+    # Who cancelled (Cal.com's cancelledByEmail): the host's key through the API, or the attendee.
+    cancelled_by: str | None = None
+    rejection_reason: str | None = None
 
     def to_calcom(self) -> dict[str, Any]:
         """The booking in Cal.com's BookingOutput_2024_08_13 shape."""
@@ -84,6 +87,9 @@ class SimulatedBooking:
             "reschedulingReason": self.rescheduling_reason,
             "rescheduledFromUid": self.rescheduled_from_uid,
             "rescheduledToUid": self.rescheduled_to_uid,
+            "cancelledByEmail": self.cancelled_by,
+            # Cal.com marks the booking a reschedule replaced; absent on every other booking.
+            "rescheduled": True if self.rescheduled_to_uid is not None else None,
         }
         data.update({k: v for k, v in optional.items() if v is not None})
         return data
@@ -144,14 +150,44 @@ class BookingLedger:
             )
         return booking
 
-    def cancel(self, uid: str, *, reason: str | None, now: datetime) -> SimulatedBooking:
+    def cancel(
+        self, uid: str, *, reason: str | None, now: datetime, by: str | None = None
+    ) -> SimulatedBooking:
         """Cancel a booking, freeing its slot."""
         booking = self.get(uid)
+        # handleCancelBooking.ts refuses only CANCELLED (a reschedule's old booking too): a
+        # rejected booking can still be cancelled.
         if booking.status == "cancelled":
             raise bad_request("This booking has already been cancelled.")
         booking.status = "cancelled"
         booking.cancellation_reason = reason
+        booking.cancelled_by = by
         booking.updated_at = now
+        return booking
+
+    def accept(self, uid: str, *, now: datetime) -> SimulatedBooking:
+        """The host confirms a pending booking."""
+        booking = self._pending(uid, "accepted")
+        booking.status = "accepted"
+        booking.updated_at = now
+        return booking
+
+    def decline(self, uid: str, *, reason: str | None, now: datetime) -> SimulatedBooking:
+        """The host rejects a pending booking, freeing its slot."""
+        booking = self._pending(uid, "declined")
+        booking.status = "rejected"
+        booking.rejection_reason = reason
+        booking.updated_at = now
+        return booking
+
+    def _pending(self, uid: str, verb: str) -> SimulatedBooking:
+        booking = self.get(uid)
+        if booking.status != "pending":
+            raise SimulatedError(
+                409,
+                "ConflictException",
+                f"Booking {uid} is {booking.status}: only a pending booking can be {verb}",
+            )
         return booking
 
     def reschedule(

@@ -16,7 +16,9 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from service.calcom.simulator.faults import FaultQueue
-from service.calcom.simulator.state import BookingLedger
+from service.calcom.simulator.state import BookingLedger, SimulatedBooking
+from service.calcom.simulator.webhook_payloads import Trigger
+from service.calcom.simulator.webhooks import WebhookDispatcher
 
 Clock = Callable[[], datetime]
 
@@ -56,6 +58,7 @@ class Simulator(Protocol):
     api_key: str | None
     reject_past: bool
     requests: deque[RecordedRequest]
+    webhooks: WebhookDispatcher
 
     def record(self, request: web.Request, body: Any) -> None: ...
 
@@ -68,3 +71,15 @@ class Simulator(Protocol):
     async def hang(self, seconds: float) -> None: ...
 
     def rate_headers(self, key: str) -> tuple[dict[str, str], bool]: ...
+
+    def notify(
+        self, trigger: Trigger, booking: SimulatedBooking, *, confirmed_by_host: bool = False
+    ) -> None: ...
+
+    def accept(self, uid: str) -> SimulatedBooking: ...
+
+    def decline(self, uid: str, reason: str | None = None) -> SimulatedBooking: ...
+
+    def cancel_as_attendee(self, uid: str, reason: str | None = None) -> SimulatedBooking: ...
+
+    def set_webhook(self, url: str | None, secret: str | None = None) -> None: ...
