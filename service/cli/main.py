@@ -13,7 +13,7 @@ from service.cli.db import add_db_command, run_db_command
 from service.cli.replay import add_replay_commands, run_replay_command
 from service.cli.serve import add_serve_commands, run_serve, run_simulate
 from service.ops.logs import configure_logging
-from service.settings import Settings
+from service.settings import Settings, describe_invalid
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings()
     except ValidationError as e:
-        print(f"booking-guard: invalid settings:\n{e}", file=sys.stderr)
+        print(f"booking-guard: invalid settings:\n{describe_invalid(e)}", file=sys.stderr)
         return 2
     configure_logging(settings)
 

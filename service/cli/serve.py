@@ -10,7 +10,7 @@ from aiohttp import web
 
 from events.errors import DatabaseUnavailable
 from service.app import create_app
-from service.settings import Settings
+from service.settings import Settings, anonymous_exposure
 
 
 def add_serve_commands(commands: Any) -> None:
@@ -38,10 +38,16 @@ def add_serve_commands(commands: Any) -> None:
 
 def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     """`serve`: the HTTP service until SIGTERM or Ctrl-C."""
+    # The effective host, --host included: the exposure check must see where we really listen.
+    host = args.host or settings.host
+    refusal = anonymous_exposure(settings, host)
+    if refusal is not None:
+        print(f"booking-guard: invalid settings:\n  {refusal}", file=sys.stderr)
+        return 2
     try:
         web.run_app(
             create_app(settings),
-            host=args.host or settings.host,
+            host=host,
             port=args.port if args.port is not None else settings.port,
             print=lambda text: print(text, flush=True),
             # On SIGTERM: stop listening, let requests in flight finish for this long (a Cal.com
