@@ -9,7 +9,9 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from service.booking.instants import Instant
 
 # Cal.com allows 50 metadata keys; booking-guard adds call_id and attempt_id.
 MAX_METADATA_KEYS = 48
@@ -62,7 +64,7 @@ class BookingRequest(BaseModel):
 
     call_id: CallId
     event_type_id: int = Field(gt=0, lt=2**63)
-    start: AwareDatetime
+    start: Instant
     attendee: AttendeeIn
     metadata: Annotated[dict[str, str], AfterValidator(_calcom_metadata)] = Field(
         default_factory=dict
