@@ -22,6 +22,7 @@ from pydantic import (
 from events.booking import BookingCancelled, BookingRescheduled
 from events.calcom import CalcomBookingCreatedObserved, UnguardedBookingDetected
 from events.models import Event
+from service.booking.field_types import UpstreamInt
 from service.booking.instants import Instant
 
 CREATED: Final = "BOOKING_CREATED"
@@ -51,8 +52,8 @@ class CalcomBookingPayload(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     uid: BookingUid
-    bookingId: int | None = Field(None, ge=0, lt=2**63)
-    eventTypeId: int | None = Field(None, ge=0, lt=2**63)
+    bookingId: UpstreamInt | None = Field(None, ge=0, lt=2**63)
+    eventTypeId: UpstreamInt | None = Field(None, ge=0, lt=2**63)
     startTime: Instant
     endTime: Instant | None = None
     status: Annotated[str, Field(max_length=32)] | None = None

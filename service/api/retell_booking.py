@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from service.booking.attempt import AttemptInFlight, BookingInputError, IdempotencyKeyReused
+from service.booking.field_types import UpstreamInt
 from service.booking.models import PHONE_PATTERN, AttemptOutcome, BookingRequest, CallId
 from service.booking.workflow import BookingWorkflow
 
@@ -45,8 +46,8 @@ class RetellCall(BaseModel):
     direction: Short | None = None
     from_number: Short | None = None
     to_number: Short | None = None
-    start_timestamp: int | None = Field(None, ge=0, lt=2**53)
-    end_timestamp: int | None = Field(None, ge=0, lt=2**53)
+    start_timestamp: UpstreamInt | None = Field(None, ge=0, lt=2**53)
+    end_timestamp: UpstreamInt | None = Field(None, ge=0, lt=2**53)
     disconnection_reason: Short | None = None
     call_analysis: dict[str, Any] | None = None
 

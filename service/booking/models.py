@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from service.booking.field_types import PositiveId
 from service.booking.instants import Instant
 
 # Cal.com allows 50 metadata keys; booking-guard adds call_id and attempt_id.
@@ -63,7 +64,7 @@ class BookingRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     call_id: CallId
-    event_type_id: int = Field(gt=0, lt=2**63)
+    event_type_id: PositiveId
     start: Instant
     attendee: AttendeeIn
     metadata: Annotated[dict[str, str], AfterValidator(_calcom_metadata)] = Field(
