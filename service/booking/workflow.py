@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 import asyncpg
@@ -115,7 +115,9 @@ class BookingWorkflow:
             fingerprint=request.fingerprint(),
             requested_at=now,
         )
-        return await self._claim(requested, correlation_id)
+        return await self._claim(
+            requested, correlation_id, same_request=request.matches_fingerprint
+        )
 
     async def drive(self, claimed: ClaimedAttempt) -> AttemptOutcome:
         """Phases 2 and 3 of a claimed attempt: call Cal.com, judge, record the outcome."""
@@ -144,7 +146,11 @@ class BookingWorkflow:
         )
 
     async def _claim(
-        self, requested: BookingRequested, correlation_id: str | None
+        self,
+        requested: BookingRequested,
+        correlation_id: str | None,
+        *,
+        same_request: Callable[[str], bool] | None = None,
     ) -> BookingResult | ClaimedAttempt:
         """Phase 1: claim the key and append the intent, atomically."""
         key = requested.idempotency_key
@@ -177,7 +183,12 @@ class BookingWorkflow:
                 return ClaimedAttempt(attempt, reconcile=False)
 
             row = await idempotency.lock(conn, key)
-            if row.fingerprint != requested.fingerprint:
+            # A key stored before fingerprints were versioned carries v1: same_request knows both.
+            if not (
+                same_request(row.fingerprint)
+                if same_request is not None
+                else row.fingerprint == requested.fingerprint
+            ):
                 raise IdempotencyKeyReused(
                     f"idempotency key {key!r} was used for a different request"
                 )
