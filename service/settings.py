@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -23,6 +24,11 @@ def _default_data_dir() -> Path:
 
 
 MIN_TOKEN_LENGTH = 16
+MAX_FALLBACK_LOCAL_PART = 32
+FALLBACK_MAILBOX = re.compile(
+    rf"[A-Za-z0-9_+-](?:[A-Za-z0-9_.+-]{{0,{MAX_FALLBACK_LOCAL_PART - 2}}}[A-Za-z0-9_+-])?"
+    r"@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
+)
 
 # Field name → the environment variable a person sets: errors name what they can change.
 ENV_NAMES: dict[str, str] = {}
@@ -116,6 +122,19 @@ class Settings(BaseSettings):
         if value is not None and not value.get_secret_value().strip():
             name = ENV_NAMES[str(info.field_name)]
             raise ValueError(f"{name} is set but empty: unset it or give it a value")
+        return value
+
+    @field_validator("fallback_email")
+    @classmethod
+    def _fallback_mailbox(cls, value: str | None) -> str | None:
+        # Each call's address is <local>+<tag>@<domain> within 64 octets of local part; a local
+        # part this short leaves a tag room enough to stay distinct per call (attempt.py).
+        if value is not None and not FALLBACK_MAILBOX.fullmatch(value):
+            raise ValueError(
+                "BOOKING_GUARD_FALLBACK_EMAIL must be an address whose local part is 1 to "
+                f"{MAX_FALLBACK_LOCAL_PART} characters of A-Z a-z 0-9 . _ + -, e.g. "
+                "termin@example.com"
+            )
         return value
 
     @field_validator("calcom_base_url")
