@@ -99,6 +99,13 @@ class Settings(BaseSettings):
     log_format: str = Field("auto", validation_alias=_env("BOOKING_GUARD_LOG_FORMAT"))
     log_level: str = Field("INFO", validation_alias=_env("BOOKING_GUARD_LOG_LEVEL"))
     allow_anonymous: bool = Field(False, validation_alias=_env("BOOKING_GUARD_ALLOW_ANONYMOUS"))
+    header_timeout_seconds: float = Field(
+        10.0, gt=0, validation_alias=_env("BOOKING_GUARD_HEADER_TIMEOUT_SECONDS")
+    )
+    body_timeout_seconds: float = Field(
+        30.0, gt=0, validation_alias=_env("BOOKING_GUARD_BODY_TIMEOUT_SECONDS")
+    )
+    max_connections: int = Field(1000, ge=1, validation_alias=_env("BOOKING_GUARD_MAX_CONNECTIONS"))
 
     @field_validator("api_tokens", mode="before")
     @classmethod

@@ -3,10 +3,13 @@ accept needs."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
 from aiohttp import web
+
+from service.api.keys import SETTINGS
 
 # The booking body nests three levels and Cal.com's webhook bodies about six; deeper input is
 # an attack on whoever walks it next (validators, the log's jsonb, the audit's readers).
@@ -36,6 +39,24 @@ def check_json(value: Any, *, max_depth: int = MAX_JSON_DEPTH) -> None:
         if depth + 1 > max_depth:
             raise UnsafeJson(f"body nests arrays and objects deeper than {max_depth} levels")
         stack.extend((child, depth + 1) for child in children)
+
+
+async def read_body(request: web.Request, *, max_size: int | None = None) -> bytes:
+    """The raw body within BOOKING_GUARD_BODY_TIMEOUT_SECONDS in total, or 408.
+
+    A total, not an idle gap: a client sending one byte a second would otherwise hold the
+    connection (and a handler) for as long as it likes. `max_size` raises the app's body limit
+    for this route (webhooks).
+    """
+    source = request if max_size is None else request.clone(client_max_size=max_size)
+    try:
+        async with asyncio.timeout(request.app[SETTINGS].body_timeout_seconds):
+            return await source.read()
+    except TimeoutError:
+        raise web.HTTPRequestTimeout(
+            reason="the body took longer than BOOKING_GUARD_BODY_TIMEOUT_SECONDS to arrive",
+            headers={"Connection": "close"},
+        ) from None
 
 
 def parse_json(raw: bytes) -> Any:

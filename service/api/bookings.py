@@ -11,7 +11,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from projections import appointments
-from service.api.bodies import parse_json
+from service.api.bodies import parse_json, read_body
 from service.api.errors import error_response, validation_detail
 from service.api.keys import POOL, WORKFLOW
 from service.api.respond_async import prefers_async
@@ -26,7 +26,7 @@ async def read_json(request: web.Request) -> Any:
     """The request body as JSON, or a 4xx naming what is wrong with it."""
     if request.content_type != "application/json":
         raise web.HTTPUnsupportedMediaType(reason="send the body as application/json")
-    return parse_json(await request.read())
+    return parse_json(await read_body(request))
 
 
 def json_response(

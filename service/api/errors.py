@@ -103,18 +103,24 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     except RequestPayloadError as e:
         # The body's bytes could not be decoded (Content-Encoding that lies, broken chunks):
         # aiohttp raises it from request.read(), deep in a handler; it is the client's fault.
-        response = error_response(400, "bad_request", _payload_detail(request, e))
-        # The rest of the body is unusable: close the connection after this answer, and mark the
-        # payload finished, or aiohttp drains it after the handler, meets the error again and
-        # logs an "Unhandled exception" with a traceback per hostile request.
-        response.force_close()
-        request.content.feed_eof()
-        return response
+        return _closing(request, error_response(400, "bad_request", _payload_detail(request, e)))
     except web.HTTPException as e:
         if e.status < 400:
             raise
         code = _STATUS_CODES.get(e.status, "http_error")
-        return error_response(e.status, code, e.reason, headers=_kept_headers(e))
+        response = error_response(e.status, code, e.reason, headers=_kept_headers(e))
+        # 408: the body did not arrive in time; the connection is not worth keeping.
+        return _closing(request, response) if e.status == 408 else response
+
+
+def _closing(request: web.Request, response: web.Response) -> web.Response:
+    """`response`, closing the connection after it without reading the rest of the body."""
+    # Mark the payload finished too: otherwise aiohttp drains it after the handler (for up to
+    # its lingering time, 10 s, from a client that may be trickling bytes) or meets a payload
+    # error again and logs an "Unhandled exception" with a traceback per hostile request.
+    response.force_close()
+    request.content.feed_eof()
+    return response
 
 
 def _payload_detail(request: web.Request, error: RequestPayloadError) -> str:

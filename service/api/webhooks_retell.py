@@ -25,7 +25,7 @@ from events.calls import (
 from events.errors import EventIdConflict
 from events.models import EventMetadata, NewEvent
 from events.store import ExpectedVersion
-from service.api.bodies import parse_json
+from service.api.bodies import parse_json, read_body
 from service.api.errors import error_response
 from service.api.keys import CLOCK, SETTINGS, STORE, WORKFLOW
 from service.api.retell_booking import (
@@ -61,7 +61,7 @@ class RetellLifecycle(BaseModel):
 
 async def read_signed(request: web.Request, max_size: int) -> bytes:
     """The raw body, allowed up to `max_size` bytes (webhooks are bigger than API bodies)."""
-    return await request.clone(client_max_size=max_size).read()
+    return await read_body(request, max_size=max_size)
 
 
 async def retell_webhook(request: web.Request) -> web.StreamResponse:

@@ -15,6 +15,9 @@ from service.api.wire import GuardedRunner
 from service.app import create_app
 from service.settings import Settings, anonymous_exposure
 
+# run_app's default: an idle keep-alive connection is closed after this long.
+KEEPALIVE_TIMEOUT_SECONDS = 75.0
+
 
 def add_serve_commands(commands: Any) -> None:
     """`serve` and `simulate-calcom`, on the console script's subcommands."""
@@ -72,7 +75,11 @@ def serve_app(app: web.Application, *, host: str, port: int, shutdown_timeout: f
     async def main() -> None:
         # Our middleware logs each request: no aiohttp access log.
         runner = GuardedRunner(
-            app, handle_signals=True, access_log=None, shutdown_timeout=shutdown_timeout
+            app,
+            handle_signals=True,
+            access_log=None,
+            shutdown_timeout=shutdown_timeout,
+            keepalive_timeout=KEEPALIVE_TIMEOUT_SECONDS,
         )
         await runner.setup()
         try:
