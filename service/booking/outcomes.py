@@ -12,7 +12,7 @@ from events.booking import BookingConfirmed, BookingFailed, BookingRejected
 from events.models import Event
 from projections import appointments
 from service.booking.models import Appointment, AttemptOutcome
-from service.calcom.port import CalcomError
+from service.calcom.port import CalcomError, CalcomInvalidResponse
 
 
 async def outcome_from_events(
@@ -84,6 +84,8 @@ def rejected_outcome(attempt_id: uuid.UUID, rejected: BookingRejected) -> Attemp
 def failure_reason(error: CalcomError, *, retryable: bool) -> str:
     if not retryable:
         return "calcom_rejected_request"
+    if isinstance(error, CalcomInvalidResponse):
+        return "calcom_invalid_response"
     if error.status == 429:
         return "calcom_rate_limited"
     if error.status is None:
