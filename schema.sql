@@ -169,8 +169,14 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
     first_called_at timestamptz NOT NULL,
     attempt_ids     uuid[]      NOT NULL,
     created_at      timestamptz NOT NULL DEFAULT now(),
-    finished_at     timestamptz
+    finished_at     timestamptz,
+    recovery_tries  integer     NOT NULL DEFAULT 0,
+    parked_at       timestamptz
 );
+-- Parked attempts (events/migrations/0002_parked_attempts.sql): how often recovery took the
+-- key over, and when it gave up. Repeated here for databases created before the columns.
+ALTER TABLE idempotency_keys ADD COLUMN IF NOT EXISTS recovery_tries integer NOT NULL DEFAULT 0;
+ALTER TABLE idempotency_keys ADD COLUMN IF NOT EXISTS parked_at timestamptz;
 CREATE INDEX IF NOT EXISTS idempotency_keys_in_flight ON idempotency_keys (locked_at)
     WHERE status = 'in_flight';
 CREATE INDEX IF NOT EXISTS idempotency_keys_attempt ON idempotency_keys (attempt_id);

@@ -46,7 +46,7 @@ from service.booking.background import BackgroundAttempts
 from service.booking.clock import Clock, SystemClock
 from service.booking.guards import default_guards
 from service.booking.models import AttemptOutcome
-from service.booking.recovery import RecoveryLoop
+from service.booking.recovery import Parking, RecoveryLoop
 from service.booking.workflow import BookingWorkflow
 from service.calcom.port import CalcomClient
 from service.calcom.wiring import open_calcom
@@ -163,7 +163,16 @@ def create_app(
             yield
             return
         loop = app[RECOVERY] = RecoveryLoop(
-            app[WORKFLOW], app[POOL], clock, interval=interval, metrics=metrics
+            app[WORKFLOW],
+            app[POOL],
+            clock,
+            interval=interval,
+            metrics=metrics,
+            parking=Parking(
+                store=app[STORE],
+                max_tries=settings.recovery_max_tries,
+                grace=timedelta(seconds=settings.recovery_grace_seconds),
+            ),
         )
         async with loop.running():
             yield

@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     recovery_interval_seconds: float = Field(
         10.0, ge=0, validation_alias=_env("BOOKING_GUARD_RECOVERY_INTERVAL_SECONDS")
     )
+    recovery_max_tries: int = Field(
+        10, ge=1, validation_alias=_env("BOOKING_GUARD_RECOVERY_MAX_TRIES")
+    )
     shutdown_timeout_seconds: float = Field(
         25.0, ge=0, validation_alias=_env("BOOKING_GUARD_SHUTDOWN_TIMEOUT_SECONDS")
     )

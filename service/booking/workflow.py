@@ -269,7 +269,7 @@ class BookingWorkflow:
             rows = []
             for key in keys:
                 rows.append(await idempotency.lock(conn, key))
-                await idempotency.take_over(conn, key, holder=self._holder, now=now)
+                await idempotency.take_over_for_recovery(conn, key, holder=self._holder, now=now)
         outcomes = []
         for row in rows:
             original = await self._load_intent(row.attempt_id)

@@ -8,6 +8,7 @@ import sys
 from pydantic import ValidationError
 
 from service.cli import demo
+from service.cli.attempts import add_attempts_command, run_attempts_command
 from service.cli.audit import add_audit_command, run_audit_command
 from service.cli.db import add_db_command, run_db_command
 from service.cli.replay import add_replay_commands, run_replay_command
@@ -28,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     add_replay_commands(commands)
     add_audit_command(commands)
     add_db_command(commands)
+    add_attempts_command(commands)
 
     args = parser.parse_args(argv)
     try:
@@ -49,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_audit_command(args, settings)
     elif args.command == "db":
         return run_db_command(args, settings)
+    elif args.command == "attempts":
+        return run_attempts_command(args, settings)
     parser.error(f"unknown command {args.command}")
     return 2
 
