@@ -132,7 +132,7 @@ def _parse_after(text: str) -> tuple[datetime, uuid.UUID]:
     try:
         moment = datetime.fromisoformat(start)
         if moment.tzinfo is None:
-            raise ValueError("a cursor's time has an offset")
+            raise ValueError("a cursor's time needs an offset")
         return check_representable(moment), uuid.UUID(appointment_id)
     except ValueError:
         raise web.HTTPUnprocessableEntity(reason="after must be a `next` cursor") from None
