@@ -321,7 +321,10 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
     finished_at     timestamptz,
     -- Set when the attempt failed after its request may have reached Cal.com: the reconciler
     -- looks for its booking from then on (service/booking/reconciler.py).
-    reconcile_after timestamptz
+    reconcile_after timestamptz,
+    -- Recovery's take-overs of this key, and when it gave up (AttemptParked).
+    recovery_tries  integer     NOT NULL DEFAULT 0,
+    parked_at       timestamptz
 );
 CREATE INDEX IF NOT EXISTS idempotency_keys_in_flight ON idempotency_keys (locked_at)
     WHERE status = 'in_flight';

@@ -207,6 +207,30 @@ class OrphanBookingDetected(Event):
     detected_at: datetime
 
 
+@register
+class AttemptParked(Event):
+    """Recovery gave up on an attempt after this many tries; an operator resumes it."""
+
+    type_name = "AttemptParked"
+
+    attempt_id: uuid.UUID
+    call_id: str
+    idempotency_key: str
+    recovery_tries: int
+    parked_at: datetime
+
+
+@register
+class AttemptResumed(Event):
+    """An operator handed a parked attempt back to recovery (`booking-guard attempts resume`)."""
+
+    type_name = "AttemptResumed"
+
+    attempt_id: uuid.UUID
+    call_id: str
+    resumed_at: datetime
+
+
 OUTCOME_TYPES = ("BookingConfirmed", "BookingRejected", "BookingFailed", "BookingAlreadyHeld")
 
 

@@ -50,9 +50,15 @@ class Cursor(NamedTuple):
         if text == "0":
             return START
         transaction_id, sep, position = text.partition(".")
-        if not sep or not transaction_id.isdigit() or not position.isdigit():
-            raise ValueError(f"a cursor looks like '<transaction>.<position>', got {text!r}")
+        # ASCII digits only (str.isdigit() takes "²"), and within the columns' ranges (xid8,
+        # bigint): asyncpg refuses larger integers with an error that is no caller's fault.
+        if not sep or not _is_number(transaction_id, 2**64) or not _is_number(position, 2**63):
+            raise ValueError(f"a cursor looks like '<transaction>.<position>', got {text[:60]!r}")
         return cls(int(transaction_id), int(position))
+
+
+def _is_number(text: str, limit: int) -> bool:
+    return text.isascii() and text.isdigit() and len(text) <= 20 and int(text) < limit
 
 
 START = Cursor(0, 0)

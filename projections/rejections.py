@@ -102,9 +102,19 @@ def parse_page_cursor(text: str) -> tuple[datetime, int]:
     if text == "0":
         return datetime.min.replace(tzinfo=UTC), 0
     micros, sep, position = text.partition(".")
-    if not sep or not micros.lstrip("-").isdigit() or not position.isdigit():
-        raise ValueError(f"a rejections cursor looks like '<micros>.<position>', got {text!r}")
-    return _EPOCH + timedelta(microseconds=int(micros)), int(position)
+    digits = micros.removeprefix("-")
+    # ASCII digits of a size the columns hold: "²" passes str.isdigit(), and a huge number
+    # overflows timedelta or asyncpg's bigint.
+    if (
+        not sep
+        or not (digits.isascii() and digits.isdigit() and len(digits) <= 18)
+        or not (position.isascii() and position.isdigit() and len(position) <= 18)
+    ):
+        raise ValueError(f"a rejections cursor looks like '<micros>.<position>', got {text[:60]!r}")
+    try:
+        return _EPOCH + timedelta(microseconds=int(micros)), int(position)
+    except OverflowError as e:
+        raise ValueError(f"a rejections cursor beyond the calendar: {text[:60]!r}") from e
 
 
 async def between(

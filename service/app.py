@@ -52,7 +52,7 @@ from service.booking.guards import default_guards
 from service.booking.models import AttemptOutcome
 from service.booking.orphans import Orphans
 from service.booking.reconciler import Reconciler
-from service.booking.recovery import RecoveryLoop
+from service.booking.recovery import Parking, RecoveryLoop
 from service.booking.workflow import BookingWorkflow
 from service.calcom.port import CalcomClient
 from service.calcom.wiring import open_calcom
@@ -219,6 +219,11 @@ def create_app(
             interval=interval,
             metrics=metrics,
             reconciler=app[RECONCILER],
+            parking=Parking(
+                store=app[STORE],
+                max_tries=settings.recovery_max_tries,
+                grace=timedelta(seconds=settings.recovery_grace_seconds),
+            ),
         )
         async with loop.running():
             yield

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
 import platformdirs
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -14,8 +23,37 @@ def _default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("booking-guard")) / "postgres"
 
 
+MIN_TOKEN_LENGTH = 16
+MAX_FALLBACK_LOCAL_PART = 32
+FALLBACK_MAILBOX = re.compile(
+    rf"[A-Za-z0-9_+-](?:[A-Za-z0-9_.+-]{{0,{MAX_FALLBACK_LOCAL_PART - 2}}}[A-Za-z0-9_+-])?"
+    r"@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
+)
+
+# Field name → the environment variable a person sets: errors name what they can change.
+ENV_NAMES: dict[str, str] = {}
+
+
 def _env(name: str) -> AliasChoices:
     return AliasChoices(name, name.lower())
+
+
+def check_tokens(tokens: list[str]) -> list[str]:
+    """The tokens, when each is a real secret; ValueError naming the setting otherwise."""
+    # From the environment, "", "," and " , " split into empty tokens; [] is only ever given in
+    # code, meaning unset.
+    if any(not token for token in tokens):
+        raise ValueError(
+            "BOOKING_GUARD_API_TOKENS is set but holds an empty token: unset it to run without "
+            "tokens, or give comma-separated tokens"
+        )
+    short = [token for token in tokens if len(token) < MIN_TOKEN_LENGTH]
+    if short:
+        raise ValueError(
+            f"BOOKING_GUARD_API_TOKENS holds {len(short)} token(s) shorter than "
+            f"{MIN_TOKEN_LENGTH} characters: use long random tokens"
+        )
+    return tokens
 
 
 class Settings(BaseSettings):
@@ -46,6 +84,9 @@ class Settings(BaseSettings):
     recovery_interval_seconds: float = Field(
         10.0, ge=0, validation_alias=_env("BOOKING_GUARD_RECOVERY_INTERVAL_SECONDS")
     )
+    recovery_max_tries: int = Field(
+        10, ge=1, validation_alias=_env("BOOKING_GUARD_RECOVERY_MAX_TRIES")
+    )
     shutdown_timeout_seconds: float = Field(
         25.0, ge=0, validation_alias=_env("BOOKING_GUARD_SHUTDOWN_TIMEOUT_SECONDS")
     )
@@ -67,12 +108,50 @@ class Settings(BaseSettings):
     pool_max_size: int = Field(10, ge=1, validation_alias=_env("BOOKING_GUARD_POOL_MAX_SIZE"))
     log_format: str = Field("auto", validation_alias=_env("BOOKING_GUARD_LOG_FORMAT"))
     log_level: str = Field("INFO", validation_alias=_env("BOOKING_GUARD_LOG_LEVEL"))
+    allow_anonymous: bool = Field(False, validation_alias=_env("BOOKING_GUARD_ALLOW_ANONYMOUS"))
+    header_timeout_seconds: float = Field(
+        10.0, gt=0, validation_alias=_env("BOOKING_GUARD_HEADER_TIMEOUT_SECONDS")
+    )
+    body_timeout_seconds: float = Field(
+        30.0, gt=0, validation_alias=_env("BOOKING_GUARD_BODY_TIMEOUT_SECONDS")
+    )
+    max_connections: int = Field(1000, ge=1, validation_alias=_env("BOOKING_GUARD_MAX_CONNECTIONS"))
 
     @field_validator("api_tokens", mode="before")
     @classmethod
     def _split_tokens(cls, value: object) -> object:
         if isinstance(value, str):
-            return [token.strip() for token in value.split(",") if token.strip()]
+            return [token.strip() for token in value.split(",")]
+        return value
+
+    @field_validator("api_tokens")
+    @classmethod
+    def _strong_tokens(cls, tokens: list[str]) -> list[str]:
+        # Set but empty used to mean "no token", i.e. an open API: a typo in a deployment must
+        # stop the process instead (unset is the explicit way to run without tokens).
+        return check_tokens(tokens)
+
+    @field_validator("calcom_api_key", "retell_api_key", "calcom_webhook_secret")
+    @classmethod
+    def _secret_not_blank(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        # An empty webhook secret made the webhooks verify HMACs keyed with "" (anyone can sign
+        # those); unset disables the feature, set-but-blank is a mistake.
+        if value is not None and not value.get_secret_value().strip():
+            name = ENV_NAMES[str(info.field_name)]
+            raise ValueError(f"{name} is set but empty: unset it or give it a value")
+        return value
+
+    @field_validator("fallback_email")
+    @classmethod
+    def _fallback_mailbox(cls, value: str | None) -> str | None:
+        # Each call's address is <local>+<tag>@<domain> within 64 octets of local part; a local
+        # part this short leaves a tag room enough to stay distinct per call (attempt.py).
+        if value is not None and not FALLBACK_MAILBOX.fullmatch(value):
+            raise ValueError(
+                "BOOKING_GUARD_FALLBACK_EMAIL must be an address whose local part is 1 to "
+                f"{MAX_FALLBACK_LOCAL_PART} characters of A-Z a-z 0-9 . _ + -, e.g. "
+                "termin@example.com"
+            )
         return value
 
     @field_validator("calcom_base_url")
@@ -89,3 +168,48 @@ class Settings(BaseSettings):
         if value not in ("auto", "json", "human"):
             raise ValueError("BOOKING_GUARD_LOG_FORMAT is one of auto, json, human")
         return value
+
+
+for _name, _field in Settings.model_fields.items():
+    _alias = _field.validation_alias
+    if isinstance(_alias, AliasChoices) and isinstance(_alias.choices[0], str):
+        ENV_NAMES[_name] = _alias.choices[0]
+
+LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is a loopback address or name (an empty host means every address)."""
+    if host.strip().lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        # A host name may resolve to anything: only the names above count as loopback.
+        return False
+
+
+def anonymous_exposure(settings: Settings, host: str) -> str | None:
+    """Why serving on `host` must not start (no token, not loopback), or None when it may.
+
+    Like Redis's protected mode: without tokens the API is open, which is fine on loopback for a
+    developer, and an accident anywhere else unless BOOKING_GUARD_ALLOW_ANONYMOUS says otherwise.
+    """
+    if settings.api_tokens or settings.allow_anonymous or is_loopback(host):
+        return None
+    return (
+        f"refusing to listen on {host or 'every address'!s} without BOOKING_GUARD_API_TOKENS: "
+        "the API would accept requests from anyone; set BOOKING_GUARD_API_TOKENS, listen on "
+        "127.0.0.1, or set BOOKING_GUARD_ALLOW_ANONYMOUS=true"
+    )
+
+
+def describe_invalid(error: ValidationError) -> str:
+    """One line per invalid setting, naming its environment variable."""
+    lines = []
+    for item in error.errors():
+        field = str(item["loc"][0]) if item["loc"] else ""
+        name = ENV_NAMES.get(field, field.upper())
+        message = str(item["msg"]).removeprefix("Value error, ")
+        lines.append(f"  {message}" if name in message else f"  {name}: {message}")
+    return "\n".join(lines)

@@ -19,13 +19,10 @@ from events.store import Cursor
 from projections import audit, rejections
 from service.api.errors import error_response
 from service.api.keys import POOL, STORE
+from service.api.query import InvalidQuery, bounded_int, moment, path_text
 
 DEFAULT_LIMIT = 100
 DEFAULT_REJECTIONS_WINDOW = timedelta(days=1)
-
-
-class InvalidQuery(ValueError):
-    """A query parameter that cannot be read; the message names it."""
 
 
 def _json(body: Any) -> web.Response:
@@ -34,9 +31,7 @@ def _json(body: Any) -> web.Response:
 
 def _limit(request: web.Request) -> int:
     text = request.query.get("limit", str(DEFAULT_LIMIT))
-    if not text.isdigit() or not 0 < int(text) <= audit.MAX_LIMIT:
-        raise InvalidQuery(f"limit must be an integer from 1 to {audit.MAX_LIMIT}, got {text!r}")
-    return int(text)
+    return bounded_int(text, name="limit", low=1, high=audit.MAX_LIMIT)
 
 
 def _after(request: web.Request) -> Cursor:
@@ -58,13 +53,7 @@ def _moment(request: web.Request, name: str, default: datetime) -> datetime:
     text = request.query.get(name)
     if text is None:
         return default
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as e:
-        raise InvalidQuery(f"{name} must be an RFC 3339 time, got {text!r}") from e
-    if moment.tzinfo is None:
-        raise InvalidQuery(f"{name} needs a time zone offset (e.g. Z), got {text!r}")
-    return moment
+    return moment(text, name=name)
 
 
 def _page(page: audit.EventPage) -> web.Response:
@@ -73,14 +62,14 @@ def _page(page: audit.EventPage) -> web.Response:
 
 async def call_events(request: web.Request) -> web.Response:
     """GET /v1/calls/{call_id}/events"""
-    call_id = request.match_info["call_id"]
+    call_id = path_text(request.match_info["call_id"], name="call_id")
     after, limit = _after(request), _limit(request)
     return _page(await audit.call_timeline(request.app[POOL], call_id, after=after, limit=limit))
 
 
 async def booking_events(request: web.Request) -> web.Response:
     """GET /v1/calcom-bookings/{uid}/events"""
-    uid = request.match_info["uid"]
+    uid = path_text(request.match_info["uid"], name="uid")
     after, limit = _after(request), _limit(request)
     return _page(await audit.booking_history(request.app[POOL], uid, after=after, limit=limit))
 

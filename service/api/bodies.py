@@ -3,10 +3,13 @@ accept needs), and the raw signed bytes both webhooks verify."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
 from aiohttp import web
+
+from service.api.keys import SETTINGS
 
 # The booking body nests three levels and Cal.com's webhook bodies about six; deeper input is
 # an attack on whoever walks it next (validators, the log's jsonb, the audit's readers).
@@ -40,6 +43,24 @@ def check_json(value: Any, *, max_depth: int = MAX_JSON_DEPTH) -> None:
         stack.extend((child, depth + 1) for child in children)
 
 
+async def read_body(request: web.Request, *, max_size: int | None = None) -> bytes:
+    """The raw body within BOOKING_GUARD_BODY_TIMEOUT_SECONDS in total, or 408.
+
+    A total, not an idle gap: a client sending one byte a second would otherwise hold the
+    connection (and a handler) for as long as it likes. `max_size` raises the app's body limit
+    for this route (webhooks).
+    """
+    source = request if max_size is None else request.clone(client_max_size=max_size)
+    try:
+        async with asyncio.timeout(request.app[SETTINGS].body_timeout_seconds):
+            return await source.read()
+    except TimeoutError:
+        raise web.HTTPRequestTimeout(
+            reason="the body took longer than BOOKING_GUARD_BODY_TIMEOUT_SECONDS to arrive",
+            headers={"Connection": "close"},
+        ) from None
+
+
 def parse_json(raw: bytes) -> Any:
     """The body as JSON, or a 400 naming what is wrong with it."""
     try:
@@ -56,6 +77,7 @@ def parse_json(raw: bytes) -> Any:
 async def read_signed(request: web.Request, max_size: int = WEBHOOK_MAX_BODY_BYTES) -> bytes:
     """The raw body, allowed up to `max_size` bytes (webhooks are bigger than API bodies).
 
-    Signatures are checked over these bytes, never over a re-serialised body.
+    Signatures are checked over these bytes, never over a re-serialised body; the read is
+    bounded in time like every body (`read_body`).
     """
-    return await request.clone(client_max_size=max_size).read()
+    return await read_body(request, max_size=max_size)

@@ -8,15 +8,16 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from projections import appointments
-from service.api.bodies import parse_json
+from service.api.bodies import parse_json, read_body
 from service.api.errors import error_response, validation_detail
 from service.api.keys import POOL, WORKFLOW
 from service.api.outcomes import http_status
 from service.api.respond_async import prefers_async
 from service.api.respond_async import submit as submit_async
+from service.booking.instants import Instant, check_representable
 from service.booking.models import Appointment, BookingRequest
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
@@ -26,7 +27,7 @@ async def read_json(request: web.Request) -> Any:
     """The request body as JSON, or a 4xx naming what is wrong with it."""
     if request.content_type != "application/json":
         raise web.HTTPUnsupportedMediaType(reason="send the body as application/json")
-    return parse_json(await request.read())
+    return parse_json(await read_body(request))
 
 
 def json_response(
@@ -76,9 +77,9 @@ async def get_attempt(request: web.Request) -> web.Response:
 class AppointmentQuery(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    call_id: str | None = Field(None, max_length=128)
-    start_from: AwareDatetime | None = Field(None, alias="from")
-    start_to: AwareDatetime | None = Field(None, alias="to")
+    call_id: str | None = Field(None, max_length=128, pattern=r"^[^\x00-\x1f]*$")
+    start_from: Instant | None = Field(None, alias="from")
+    start_to: Instant | None = Field(None, alias="to")
     limit: int = Field(100, ge=1, le=1000)
     after: str | None = None
 
@@ -130,7 +131,10 @@ def _uuid(text: str, name: str) -> uuid.UUID:
 def _parse_after(text: str) -> tuple[datetime, uuid.UUID]:
     start, _, appointment_id = text.partition("|")
     try:
-        return datetime.fromisoformat(start), uuid.UUID(appointment_id)
+        moment = datetime.fromisoformat(start)
+        if moment.tzinfo is None:
+            raise ValueError("a cursor's time needs an offset")
+        return check_representable(moment), uuid.UUID(appointment_id)
     except ValueError:
         raise web.HTTPUnprocessableEntity(reason="after must be a `next` cursor") from None
 

@@ -11,7 +11,6 @@ import uuid
 from typing import Annotated, Any, Final
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -23,6 +22,8 @@ from pydantic import (
 from events.booking import BookingCancelled, BookingRescheduled
 from events.calcom import CalcomBookingCreatedObserved
 from service.booking.calcom_changes import change_id
+from service.booking.field_types import UpstreamInt
+from service.booking.instants import Instant
 
 CREATED: Final = "BOOKING_CREATED"
 CANCELLED: Final = "BOOKING_CANCELLED"
@@ -45,7 +46,7 @@ class CalcomWebhook(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     triggerEvent: str = Field(max_length=64)
-    createdAt: AwareDatetime
+    createdAt: Instant
     payload: dict[str, Any]
 
 
@@ -55,10 +56,10 @@ class CalcomBookingPayload(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     uid: BookingUid
-    bookingId: int | None = Field(None, ge=0, lt=2**63)
-    eventTypeId: int | None = Field(None, ge=0, lt=2**63)
-    startTime: AwareDatetime
-    endTime: AwareDatetime | None = None
+    bookingId: UpstreamInt | None = Field(None, ge=0, lt=2**63)
+    eventTypeId: UpstreamInt | None = Field(None, ge=0, lt=2**63)
+    startTime: Instant
+    endTime: Instant | None = None
     status: Annotated[str, Field(max_length=32)] | None = None
     metadata: dict[str, Any] | None = None
     rescheduleUid: BookingUid | None = None

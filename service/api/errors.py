@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from aiohttp.web_protocol import RequestPayloadError
 from pydantic import ValidationError
 
 from events.errors import TRANSIENT_DATABASE_ERRORS
@@ -49,8 +50,17 @@ _STATUS_CODES = {
     406: "not_acceptable",
     413: "request_too_large",
     415: "unsupported_media_type",
+    408: "request_timeout",
     422: "invalid_query",
+    431: "request_header_fields_too_large",
 }
+
+
+def error_code(status: int) -> str:
+    """The `error` code of an answer with this status when nothing more precise is known."""
+    if status >= 500:
+        return "internal_error"
+    return _STATUS_CODES.get(status, "http_error")
 
 
 @web.middleware
@@ -91,11 +101,34 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
             "a concurrent transaction conflicted with this one; retry",
             headers={"Retry-After": str(CONFLICT_RETRY_AFTER_SECONDS)},
         )
+    except RequestPayloadError as e:
+        # The body's bytes could not be decoded (Content-Encoding that lies, broken chunks):
+        # aiohttp raises it from request.read(), deep in a handler; it is the client's fault.
+        return _closing(request, error_response(400, "bad_request", _payload_detail(request, e)))
     except web.HTTPException as e:
         if e.status < 400:
             raise
         code = _STATUS_CODES.get(e.status, "http_error")
-        return error_response(e.status, code, e.reason, headers=_kept_headers(e))
+        response = error_response(e.status, code, e.reason, headers=_kept_headers(e))
+        # 408: the body did not arrive in time; the connection is not worth keeping.
+        return _closing(request, response) if e.status == 408 else response
+
+
+def _closing(request: web.Request, response: web.Response) -> web.Response:
+    """`response`, closing the connection after it without reading the rest of the body."""
+    # Mark the payload finished too: otherwise aiohttp drains it after the handler (for up to
+    # its lingering time, 10 s, from a client that may be trickling bytes) or meets a payload
+    # error again and logs an "Unhandled exception" with a traceback per hostile request.
+    response.force_close()
+    request.content.feed_eof()
+    return response
+
+
+def _payload_detail(request: web.Request, error: RequestPayloadError) -> str:
+    encoding = request.headers.get("Content-Encoding")
+    if encoding:
+        return f"the body cannot be decoded as its Content-Encoding ({encoding[:40]}) says"
+    return f"the body cannot be read: {str(error)[:200]}"
 
 
 def _kept_headers(e: web.HTTPException) -> dict[str, str]:

@@ -4,13 +4,14 @@ outcome as one short sentence the agent can say (Retell hands the body to its LL
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from service.booking.attempt import AttemptInFlight, BookingInputError, IdempotencyKeyReused
+from service.booking.field_types import UpstreamInt
 from service.booking.models import PHONE_PATTERN, AttemptOutcome, BookingRequest, CallId
 from service.booking.workflow import BookingWorkflow
 
@@ -45,8 +46,8 @@ class RetellCall(BaseModel):
     direction: Short | None = None
     from_number: Short | None = None
     to_number: Short | None = None
-    start_timestamp: int | None = Field(None, ge=0, lt=2**53)
-    end_timestamp: int | None = Field(None, ge=0, lt=2**53)
+    start_timestamp: UpstreamInt | None = Field(None, ge=0, lt=2**53)
+    end_timestamp: UpstreamInt | None = Field(None, ge=0, lt=2**53)
     disconnection_reason: Short | None = None
     call_analysis: dict[str, Any] | None = None
 
@@ -100,6 +101,38 @@ def _localised(start: Any, time_zone: Any) -> Any:
     return moment.replace(tzinfo=zone).isoformat()
 
 
+def local_time_problem(start: Any, time_zone: Any) -> str | None:
+    """Why a start without an offset names no single instant in `time_zone`, or None.
+
+    A wall time in a daylight-saving gap does not exist and one in an overlap exists twice;
+    `replace(tzinfo=...)` would pick one silently (fold=0) and book an hour off. zoneinfo's fold
+    tells them apart: fold 0 and 1 give different offsets only at a transition; there, a wall
+    time that survives the round trip through UTC exists twice, one that does not never exists.
+    """
+    if not isinstance(start, str) or not isinstance(time_zone, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(start)
+        zone = ZoneInfo(time_zone)
+        if moment.tzinfo is not None:
+            return None
+        earlier, later = moment.replace(tzinfo=zone, fold=0), moment.replace(tzinfo=zone, fold=1)
+        if earlier.utcoffset() == later.utcoffset():
+            return None
+        round_trip = earlier.astimezone(UTC).astimezone(zone).replace(tzinfo=None)
+    except (ValueError, OverflowError, ZoneInfoNotFoundError):
+        return None  # the model says what is wrong with such input
+    when = f"{moment:%H:%M} on {moment:%A} {moment.day} {moment:%B}"
+    if round_trip != moment:
+        return (
+            f"{when} does not exist in {time_zone}, the clocks skip that hour; ask for another time"
+        )
+    return (
+        f"{when} happens twice in {time_zone}, the clocks go back that night; ask whether the "
+        "caller means the first or the second"
+    )
+
+
 def _invalid(fields: list[str], reason: str | None = None) -> dict[str, Any]:
     names = ", ".join(dict.fromkeys(_ARG_NAMES.get(f, f) for f in fields))
     message = reason or f"I could not use {names}"
@@ -114,6 +147,9 @@ async def answer_booking_call(
     workflow: BookingWorkflow, call: RetellCall, args: dict[str, Any]
 ) -> dict[str, Any]:
     """Book what the function call asks for and say how it went."""
+    problem = local_time_problem(args.get("start"), args.get("time_zone"))
+    if problem is not None:
+        return _invalid(["start"], problem[0].upper() + problem[1:])
     try:
         request = booking_request(call, args)
     except ValidationError as e:

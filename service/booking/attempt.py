@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import socket
 import uuid
 from dataclasses import dataclass
@@ -91,11 +93,39 @@ class ClaimedAttempt:
         return self.attempt.attempt_id
 
 
+# RFC 5321's limit on a local part; Cal.com's isEmail (validator.js) enforces it too.
+MAX_LOCAL_PART_OCTETS = 64
+_PLAIN_TAG = re.compile(r"[A-Za-z0-9_-]+")
+# What follows "=" in an escaped tag is always two hex digits, so "==" starts only a hashed tag.
+_HASHED_PREFIX = "=="
+
+
+def plus_tag(call_id: str, *, budget: int) -> str:
+    """The sub-address of a call, distinct for distinct call ids, at most `budget` octets.
+
+    Three shapes that cannot meet: ids of [A-Za-z0-9_-] as they are (`termin+call_687@`);
+    others with every other character escaped as `=XX` per UTF-8 octet, "=" included
+    (`call:77` -> `call=3A77`, never `call77`); and, when that is longer than the budget, "=="
+    and a truncated SHA-256 of the id. Every shape is a dot-atom of atext, a valid local part.
+    """
+    if _PLAIN_TAG.fullmatch(call_id):
+        tag = call_id
+    else:
+        tag = "".join(
+            c if _PLAIN_TAG.fullmatch(c) else "".join(f"={b:02X}" for b in c.encode("utf-8"))
+            for c in call_id
+        )
+    if len(tag) <= budget:
+        return tag
+    digest = hashlib.sha256(call_id.encode("utf-8")).hexdigest()
+    return _HASHED_PREFIX + digest[: budget - len(_HASHED_PREFIX)]
+
+
 def plus_address(mailbox: str, call_id: str) -> str:
     """`termin@example.com` -> `termin+<call_id>@example.com`: one attendee address per call."""
-    local, _, domain = mailbox.partition("@")
-    tag = "".join(c for c in call_id if c.isalnum() or c in "-_.")[:64]
-    return f"{local}+{tag}@{domain}"
+    local, _, domain = mailbox.rpartition("@")
+    budget = MAX_LOCAL_PART_OCTETS - len(local.encode("utf-8")) - 1
+    return f"{local}+{plus_tag(call_id, budget=budget)}@{domain}"
 
 
 def default_holder() -> str:

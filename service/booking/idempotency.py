@@ -33,6 +33,13 @@ SELECT key, fingerprint, attempt_id, status, response_body, locked_at, first_cal
 
 _TAKE_OVER = "UPDATE idempotency_keys SET holder = $2, locked_at = $3 WHERE key = $1"
 
+# Recovery's take-over counts as one try (service/booking/parking.py parks after too many).
+_TAKE_OVER_FOR_RECOVERY = """
+UPDATE idempotency_keys
+   SET holder = $2, locked_at = $3, recovery_tries = recovery_tries + 1
+ WHERE key = $1
+"""
+
 _RETRY = """
 UPDATE idempotency_keys
    SET attempt_id = $2, status = 'in_flight', holder = $3, locked_at = $4,
@@ -42,7 +49,7 @@ UPDATE idempotency_keys
 
 _STALE = """
 SELECT key FROM idempotency_keys
- WHERE status = 'in_flight' AND locked_at < $1
+ WHERE status = 'in_flight' AND locked_at < $1 AND parked_at IS NULL
  ORDER BY locked_at
  LIMIT $2
  FOR UPDATE SKIP LOCKED
@@ -117,6 +124,13 @@ async def take_over(connection: Connection, key: str, *, holder: str, now: datet
     await connection.execute(_TAKE_OVER, key, holder, now)
 
 
+async def take_over_for_recovery(
+    connection: Connection, key: str, *, holder: str, now: datetime
+) -> None:
+    """`take_over` by the recovery loop, counting one recovery try on the key."""
+    await connection.execute(_TAKE_OVER_FOR_RECOVERY, key, holder, now)
+
+
 async def open_retry(
     connection: Connection, key: str, *, attempt_id: uuid.UUID, holder: str, now: datetime
 ) -> None:
@@ -125,7 +139,7 @@ async def open_retry(
 
 
 async def stale_keys(connection: Connection, *, older_than: datetime, limit: int) -> list[str]:
-    """In-flight keys untouched since `older_than`, locked for this transaction (SKIP LOCKED)."""
+    """Unparked in-flight keys untouched since `older_than`, locked (SKIP LOCKED)."""
     rows = await connection.fetch(_STALE, older_than, limit)
     return [row["key"] for row in rows]
 

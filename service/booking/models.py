@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -19,11 +18,15 @@ from pydantic import (
     model_validator,
 )
 
+from service.booking.field_types import PositiveId
+from service.booking.instants import Instant
+
 # Cal.com allows 50 metadata keys; booking-guard adds call_id and attempt_id.
 MAX_METADATA_KEYS = 48
 EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{2,63}$"
 PHONE_PATTERN = r"^\+[1-9][0-9]{6,14}$"
 RESERVED_METADATA = frozenset({"call_id", "attempt_id"})
+FINGERPRINT_V2 = "v2:"
 
 
 def _known_time_zone(value: str) -> str:
@@ -69,17 +72,34 @@ class BookingRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     call_id: CallId
-    event_type_id: int = Field(gt=0, lt=2**63)
-    start: AwareDatetime
+    event_type_id: PositiveId
+    start: Instant
     attendee: AttendeeIn
     metadata: Annotated[dict[str, str], AfterValidator(_calcom_metadata)] = Field(
         default_factory=dict
     )
 
     def fingerprint(self) -> str:
-        """A digest of the parsed body: the same request in any JSON spelling matches."""
+        """A digest of the parsed body: the same request in any JSON spelling matches.
+
+        Version 2 reads `start` as its UTC instant: `08:00+02:00` and `06:00Z` are one slot, and
+        the same key sent with either spelling must replay, not be `idempotency_key_reused`.
+        """
+        body = self.model_dump(mode="json")
+        body["start"] = self.start.astimezone(UTC).isoformat()
+        canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+        return FINGERPRINT_V2 + hashlib.sha256(canonical).hexdigest()
+
+    def legacy_fingerprint(self) -> str:
+        """Version 1 (unprefixed, `start` as spelled), which keys stored before v2 carry."""
         canonical = orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
         return hashlib.sha256(canonical).hexdigest()
+
+    def matches_fingerprint(self, stored: str) -> bool:
+        """Whether a key's stored fingerprint, of whichever version, is this request's."""
+        if stored.startswith(FINGERPRINT_V2):
+            return stored == self.fingerprint()
+        return stored == self.legacy_fingerprint()
 
     def derived_key(self) -> str:
         """The idempotency key of a request sent without one: one booking per call and slot."""

@@ -37,7 +37,12 @@ from service.booking.attempt import Attempt, event_metadata
 from service.booking.clock import Clock
 from service.booking.guards import ChainResult
 from service.booking.models import Appointment, AttemptOutcome, OutcomeStatus
-from service.calcom.port import CalcomBooking, CalcomError, CalcomSlotUnavailable
+from service.calcom.port import (
+    CalcomBooking,
+    CalcomError,
+    CalcomInvalidResponse,
+    CalcomSlotUnavailable,
+)
 
 Observer = Callable[[AttemptOutcome], None]
 
@@ -379,6 +384,8 @@ def rejected_outcome(attempt_id: uuid.UUID, rejected: BookingRejected) -> Attemp
 def failure_reason(error: CalcomError, *, retryable: bool) -> str:
     if not retryable:
         return "calcom_rejected_request"
+    if isinstance(error, CalcomInvalidResponse):
+        return "calcom_invalid_response"
     if error.status == 429:
         return "calcom_rate_limited"
     if error.status is None:

@@ -14,12 +14,14 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 
 import asyncpg
 
 from events.errors import TRANSIENT_DATABASE_ERRORS
-from service.booking import idempotency
+from events.store import EventStore
+from service.booking import idempotency, parking
 from service.booking.clock import Clock
 from service.booking.reconciler import Reconciler
 from service.booking.workflow import BookingWorkflow
@@ -33,6 +35,15 @@ REAP_EVERY_SECONDS = 600.0
 BATCH_SIZE = 10
 MAX_BATCHES_PER_PASS = 20
 STOP_GRACE_SECONDS = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Parking:
+    """When recovery gives up on an attempt: after `max_tries` take-overs past `grace`."""
+
+    store: EventStore
+    max_tries: int
+    grace: timedelta
 
 
 class RecoveryLoop:
@@ -49,6 +60,7 @@ class RecoveryLoop:
         batch_size: int = BATCH_SIZE,
         monotonic: Callable[[], float] = time.monotonic,
         reconciler: Reconciler | None = None,
+        parking: Parking | None = None,
     ) -> None:
         if interval <= 0 or batch_size <= 0:
             raise ValueError(f"interval and batch_size must be positive: {interval}, {batch_size}")
@@ -61,12 +73,15 @@ class RecoveryLoop:
         self._metrics = metrics
         self._batch_size = batch_size
         self._monotonic = monotonic
+        self._parking = parking
         self._reaped_at = float("-inf")
         self._stop = asyncio.Event()
         self._troubled = False
 
     async def run_once(self) -> int:
-        """One pass: recover every stale attempt, reap if due; the number recovered."""
+        """One pass: park the hopeless, recover every stale attempt, reap if due; the number
+        recovered."""
+        await self._park()
         recovered = 0
         for _ in range(MAX_BATCHES_PER_PASS):
             # The workflow binds each attempt's ids to its log lines; they end with the batch.
@@ -88,6 +103,29 @@ class RecoveryLoop:
         if self._monotonic() - self._reaped_at >= REAP_EVERY_SECONDS:
             await self._reap()
         return recovered
+
+    async def _park(self) -> None:
+        if self._parking is None:
+            return
+        now = self._clock.now()
+        parked = await parking.park_exhausted(
+            self._pool,
+            self._parking.store,
+            max_tries=self._parking.max_tries,
+            stale_before=now - self._parking.grace,
+            now=now,
+        )
+        for event in parked:
+            log.error(
+                "parked attempt %s of call %s after %d recovery tries; resume it with "
+                "`booking-guard attempts resume %s` once the cause is fixed",
+                event.attempt_id,
+                event.call_id,
+                event.recovery_tries,
+                event.attempt_id,
+            )
+            if self._metrics is not None:
+                self._metrics.parked.inc()
 
     async def _reap(self) -> None:
         async with self._pool.acquire() as conn:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 import asyncpg
@@ -127,7 +127,9 @@ class BookingWorkflow:
             fingerprint=request.fingerprint(),
             requested_at=now,
         )
-        return await self._claim(requested, correlation_id)
+        return await self._claim(
+            requested, correlation_id, same_request=request.matches_fingerprint
+        )
 
     async def drive(self, claimed: ClaimedAttempt) -> AttemptOutcome:
         """Phases 2 and 3 of a claimed attempt: call Cal.com, judge, record the outcome."""
@@ -156,7 +158,11 @@ class BookingWorkflow:
         )
 
     async def _claim(
-        self, requested: BookingRequested, correlation_id: str | None
+        self,
+        requested: BookingRequested,
+        correlation_id: str | None,
+        *,
+        same_request: Callable[[str], bool] | None = None,
     ) -> BookingResult | ClaimedAttempt:
         """Phase 1: claim the key and append the intent, atomically."""
         key = requested.idempotency_key
@@ -189,7 +195,12 @@ class BookingWorkflow:
                 return ClaimedAttempt(attempt, reconcile=False)
 
             row = await idempotency.lock(conn, key)
-            if row.fingerprint != requested.fingerprint:
+            # A key stored before fingerprints were versioned carries v1: same_request knows both.
+            if not (
+                same_request(row.fingerprint)
+                if same_request is not None
+                else row.fingerprint == requested.fingerprint
+            ):
                 raise IdempotencyKeyReused(
                     f"idempotency key {key!r} was used for a different request"
                 )
@@ -271,7 +282,7 @@ class BookingWorkflow:
             rows = []
             for key in keys:
                 rows.append(await idempotency.lock(conn, key))
-                await idempotency.take_over(conn, key, holder=self._holder, now=now)
+                await idempotency.take_over_for_recovery(conn, key, holder=self._holder, now=now)
         outcomes = []
         for row in rows:
             original = await self._load_intent(row.attempt_id)
@@ -299,11 +310,12 @@ class BookingWorkflow:
             if booking is None:
                 try:
                     booking = await self._calcom.create_booking(attempt.create_request())
-                except CalcomSlotUnavailable as taken:
-                    # The slot may be taken by our own booking: a re-drive after a crash, or the
-                    # client's retry of a create whose first answer was lost.
-                    uncertain = reconcile or taken.earlier_attempt_uncertain
-                    own = await self._find_own(attempt) if uncertain else None
+                except CalcomSlotUnavailable:
+                    # The slot may be taken by our own booking: a re-drive after a crash, the
+                    # client's retry of a create whose first answer was lost, or another driver
+                    # of this attempt (recovery took it over while this one was slow). Always
+                    # looked for: a refusal must never leave a booking of ours unaccounted for.
+                    own = await self._find_own(attempt)
                     if own is None:
                         raise
                     booking = own

@@ -14,11 +14,13 @@ from urllib.parse import quote
 
 import aiohttp
 import orjson
+from pydantic import ValidationError
 
 from service.calcom.errors import calcom_error, retry_after_seconds
 from service.calcom.port import (
     CalcomBooking,
     CalcomError,
+    CalcomInvalidResponse,
     CalcomUnavailable,
     CreateBooking,
     to_calcom_time,
@@ -267,7 +269,7 @@ class HttpCalcomClient:
         if 200 <= answer.status < 300:
             if answer.body is None:
                 # Not retried: a create may have succeeded behind the unreadable answer.
-                error = CalcomUnavailable(
+                error = CalcomInvalidResponse(
                     f"Cal.com answered {answer.status} with a body that is not JSON",
                     status=answer.status,
                     code="invalid_response",
@@ -339,7 +341,7 @@ def _booking(body: Any) -> CalcomBooking:
     data = body.get("data") if isinstance(body, dict) else None
     if not isinstance(data, dict):
         # A recurring booking answers with a list; booking-guard books single events only.
-        raise CalcomUnavailable(
+        raise CalcomInvalidResponse(
             "Cal.com answered without a single booking in `data`", code="invalid_response"
         )
     return _parse_booking(data)
@@ -348,16 +350,58 @@ def _booking(body: Any) -> CalcomBooking:
 def _bookings(body: Any) -> list[CalcomBooking]:
     data = body.get("data") if isinstance(body, dict) else None
     if not isinstance(data, list):
-        raise CalcomUnavailable(
+        raise CalcomInvalidResponse(
             "Cal.com answered GET /v2/bookings without a list", code="invalid_response"
         )
     return [_parse_booking(item) for item in data if isinstance(item, dict)]
 
 
+# The answer is kept whole in the ledger (jsonb): it cannot hold NUL, and nothing Cal.com sends
+# about one booking nests this deep.
+MAX_ANSWER_DEPTH = 32
+
+
+def _unstorable(value: Any) -> str | None:
+    """Why `value` cannot go into the ledger's jsonb, or None."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return "a string holds a NUL character"
+            continue
+        if isinstance(item, dict):
+            children: list[Any] = [*item.keys(), *item.values()]
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth >= MAX_ANSWER_DEPTH:
+            return f"it nests deeper than {MAX_ANSWER_DEPTH} levels"
+        stack.extend((child, depth + 1) for child in children)
+    return None
+
+
 def _parse_booking(data: dict[str, Any]) -> CalcomBooking:
+    problem = _unstorable(data)
+    if problem is not None:
+        raise CalcomInvalidResponse(
+            f"Cal.com answered with a booking we cannot keep: {problem}", code="invalid_response"
+        )
     try:
         return CalcomBooking.from_calcom(data)
     except ValueError as e:  # pydantic's ValidationError is a ValueError
-        raise CalcomUnavailable(
-            f"Cal.com answered with a booking we cannot read: {e}", code="invalid_response"
+        raise CalcomInvalidResponse(
+            f"Cal.com answered with a booking we cannot read: {_fields_at_fault(e)}",
+            code="invalid_response",
         ) from e
+
+
+def _fields_at_fault(error: ValueError) -> str:
+    """pydantic's errors without the input values (a 10 KB uid is no message)."""
+    if not isinstance(error, ValidationError):
+        return str(error)[:300]
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'booking'}: {e['msg']}"
+        for e in error.errors(include_url=False, include_input=False)
+    )[:500]

@@ -7,9 +7,16 @@ Cal.com's field names (camelCase) stop here: the rest of the service sees these 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
 
 
 class CreateBooking(BaseModel):
@@ -40,6 +47,28 @@ class CreateBooking(BaseModel):
         }
 
 
+# Cal.com's uids are short random strings; the same shape as a Cal.com webhook's uid, so that
+# what we store can be looked up, logged and passed in a path (no NUL, no 10 KB).
+CALCOM_UID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
+CalcomUid = Annotated[str, StringConstraints(pattern=CALCOM_UID_PATTERN)]
+# bigint in PostgreSQL: the ledger and the appointments table hold Cal.com's ids.
+CalcomId = Annotated[int, Field(ge=0, lt=2**63)]
+
+
+def _utc_representable(value: datetime) -> datetime:
+    # An offset near year 1 or 9999 has no UTC instant in Python's calendar.
+    try:
+        value.astimezone(UTC)
+    except OverflowError as e:
+        raise ValueError("the time lies outside the years 1 to 9999 in UTC") from e
+    return value
+
+
+# A time without a zone cannot be compared with the attempt's (TypeError, a 500 and an attempt
+# stuck in flight): present but unusable is invalid, absent still passes its guard.
+CalcomTime = Annotated[AwareDatetime, AfterValidator(_utc_representable)]
+
+
 class CalcomAttendee(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
 
@@ -54,15 +83,15 @@ class CalcomBooking(BaseModel):
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
 
-    id: int | None = None
-    uid: str
-    status: str | None = None
-    start: datetime | None = None
-    end: datetime | None = None
-    created_at: datetime | None = Field(None, alias="createdAt")
+    id: CalcomId | None = None
+    uid: CalcomUid
+    status: str | None = Field(None, max_length=64)
+    start: CalcomTime | None = None
+    end: CalcomTime | None = None
+    created_at: CalcomTime | None = Field(None, alias="createdAt")
     metadata: dict[str, Any] | None = None
     attendees: list[CalcomAttendee] = Field(default_factory=list)
-    event_type_id: int | None = Field(None, alias="eventTypeId")
+    event_type_id: CalcomId | None = Field(None, alias="eventTypeId")
     raw: dict[str, Any] = Field(default_factory=dict, exclude=True)
 
     @classmethod
@@ -113,6 +142,14 @@ class CalcomRejected(CalcomError):
 
 class CalcomUnavailable(CalcomError):
     """5xx, timeout, dropped connection or 429 after the client's own retries: try later."""
+
+
+class CalcomInvalidResponse(CalcomUnavailable):
+    """A 2xx answer we cannot use: not JSON, no booking, or a field present but unusable.
+
+    Retryable for the producer (the next attempt reconciles first: the create may have
+    written), never retried by the client, and always recorded as the attempt's outcome.
+    """
 
 
 class CalcomClient(Protocol):

@@ -9,12 +9,13 @@ from pydantic import ValidationError
 
 from events.migrate import MigrationError, SchemaBehind
 from service.cli import demo
+from service.cli.attempts import add_attempts_command, run_attempts_command
 from service.cli.audit import add_audit_command, run_audit_command
 from service.cli.db import add_db_command, run_db_command
 from service.cli.replay import add_replay_commands, run_replay_command
 from service.cli.serve import add_serve_commands, run_serve, run_simulate
 from service.ops.logs import configure_logging
-from service.settings import Settings
+from service.settings import Settings, describe_invalid
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,12 +30,13 @@ def main(argv: list[str] | None = None) -> int:
     add_replay_commands(commands)
     add_audit_command(commands)
     add_db_command(commands)
+    add_attempts_command(commands)
 
     args = parser.parse_args(argv)
     try:
         settings = Settings()
     except ValidationError as e:
-        print(f"booking-guard: invalid settings:\n{e}", file=sys.stderr)
+        print(f"booking-guard: invalid settings:\n{describe_invalid(e)}", file=sys.stderr)
         return 2
     configure_logging(settings)
     try:
@@ -62,6 +64,8 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: Se
         return run_audit_command(args, settings)
     elif args.command == "db":
         return run_db_command(args, settings)
+    elif args.command == "attempts":
+        return run_attempts_command(args, settings)
     parser.error(f"unknown command {args.command}")
     return 2
 

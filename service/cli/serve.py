@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import sys
 from typing import Any
 
 from aiohttp import web
 
 from events.errors import DatabaseUnavailable
+from service.api.wire import GuardedRunner
 from service.app import create_app
-from service.settings import Settings
+from service.settings import Settings, anonymous_exposure
+
+# run_app's default: an idle keep-alive connection is closed after this long.
+KEEPALIVE_TIMEOUT_SECONDS = 75.0
 
 
 def add_serve_commands(commands: Any) -> None:
@@ -62,21 +68,71 @@ def add_serve_commands(commands: Any) -> None:
 
 def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     """`serve`: the HTTP service until SIGTERM or Ctrl-C."""
+    # The effective host, --host included: the exposure check must see where we really listen.
+    host = args.host or settings.host
+    refusal = anonymous_exposure(settings, host)
+    if refusal is not None:
+        print(f"booking-guard: invalid settings:\n  {refusal}", file=sys.stderr)
+        return 2
     try:
-        web.run_app(
+        serve_app(
             create_app(settings),
-            host=args.host or settings.host,
+            host=host,
             port=args.port if args.port is not None else settings.port,
-            print=lambda text: print(text, flush=True),
             # On SIGTERM: stop listening, let requests in flight finish for this long (a Cal.com
-            # call may take several retries), then close. Our middleware logs each request.
+            # call may take several retries), then close.
             shutdown_timeout=settings.shutdown_timeout_seconds,
-            access_log=None,
         )
     except DatabaseUnavailable as e:
         print(f"booking-guard: {e}", file=sys.stderr)
         return 1
     return 0
+
+
+def serve_app(app: web.Application, *, host: str, port: int, shutdown_timeout: float) -> None:
+    """`web.run_app`, with the GuardedRunner: run_app takes no runner of ours (aiohttp web.py).
+
+    The same shape as run_app: signals raise GracefulExit, which ends the loop; cancelling the
+    main task runs the runner's cleanup (stop listening, drain requests, the app's cleanup_ctx).
+    """
+
+    async def main() -> None:
+        # Our middleware logs each request: no aiohttp access log.
+        runner = GuardedRunner(
+            app,
+            handle_signals=True,
+            access_log=None,
+            shutdown_timeout=shutdown_timeout,
+            keepalive_timeout=KEEPALIVE_TIMEOUT_SECONDS,
+        )
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, host, port)
+            await site.start()
+            print(f"======== Running on {site.name} ========\n(Press CTRL+C to quit)", flush=True)
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
+
+    loop = asyncio.new_event_loop()
+    main_task = loop.create_task(main())
+    try:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(main_task)
+    except (web.GracefulExit, KeyboardInterrupt):
+        pass
+    finally:
+        if not main_task.done():
+            main_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                loop.run_until_complete(main_task)
+        # Whatever the app left running (run_app's _cancel_tasks does the same).
+        leftovers = asyncio.all_tasks(loop)
+        for task in leftovers:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
 
 
 def run_simulate(args: argparse.Namespace) -> int:

@@ -193,6 +193,11 @@ class LedgerMetrics(Collector):
             "In-flight attempts older than the recovery grace period: recovery should take them.",
             status.stale_in_flight_attempts,
         )
+        yield _gauge(
+            "booking_guard_parked_attempts",
+            "Attempts recovery gave up on; `booking-guard attempts resume <id>` once fixed.",
+            status.parked_attempts,
+        )
 
 
 def _gauge(name: str, documentation: str, value: float | bool) -> GaugeMetricFamily:

@@ -77,6 +77,11 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.parked = Counter(
+            "booking_guard_attempts_parked",
+            "Attempts this process's recovery loop parked after too many failed tries.",
+            registry=r,
+        )
         self.recovery_errors = Counter(
             "booking_guard_recovery_errors",
             "Recovery passes that ended in an error.",

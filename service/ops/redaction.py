@@ -15,7 +15,15 @@ from typing import Any
 
 REDACTED = "[redacted]"
 
-_EMAIL = re.compile(r"(?<![\w.%+-])(\w)[\w.%+-]*@((?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,})")
+# Every address the API accepts (models.EMAIL_PATTERN: up to 64 of anything but "@" and white
+# space, "@", a domain with a dot): quoted local parts, sub-addresses, "=" escapes, non-ASCII.
+# The local part is whatever touches the "@" (a word-character pattern left `ab!` of `ab!c@d.com`
+# and `"x y"`-style quotes in the clear). A `key=` or `key:` that names an address is kept, so
+# `email=h***@example.com` still reads; of the rest only the first character survives.
+_EMAIL = re.compile(
+    r"(?P<key>(?i:\b(?:e-?mail|attendee_?email|email_?address|to|from)[=:]))?"
+    r"(?P<local>[^\s@]{1,64})@(?P<domain>[^\s@]{1,255}\.[^\s@]{2,63})"
+)
 _PHONE = re.compile(r"(?<![\w+-])(?:\+\d(?:[\s().\-/]?\d){6,14}|00\d{8,13})(?![\w-])")
 _PHONE_FIELD = re.compile(
     r"""(?i)((?:attendee_?)?phone(?:_?number)?["']?\s*[:=]\s*["']?)([^"',}\]\s&][^"',}\]&]*\d)"""
@@ -49,7 +57,8 @@ SECRET_KEYS = frozenset(
 
 
 def mask_email(match: re.Match[str]) -> str:
-    return f"{match.group(1)}***@{match.group(2)}"
+    """`hans@example.com` -> `h***@example.com`; the domain stays, it names no person."""
+    return f"{match.group('key') or ''}{match.group('local')[0]}***@{match.group('domain')}"
 
 
 def mask_phone(text: str) -> str:

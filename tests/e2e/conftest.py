@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 import asyncpg
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from service.app import create_app
 from service.booking.clock import FakeClock
@@ -18,6 +18,7 @@ from service.calcom.client import HttpCalcomClient
 from service.calcom.simulator.server import CalcomSimulator
 from service.calcom.wiring import serve_simulator
 from service.settings import Settings
+from tests.e2e.guarded_server import GuardedTestServer
 
 # 11:04:27 in Berlin on the day of the incident; the slot is 2025-10-10 08:00 Berlin.
 INCIDENT_MORNING = datetime(2025, 10, 6, 9, 4, 27, tzinfo=UTC)
@@ -113,7 +114,7 @@ async def make_harness(db: asyncpg.Pool, database_url: str) -> AsyncIterator[Mak
                 orphan_policy=orphan_policy,
             )
             app = create_app(settings, calcom=calcom, clock=clock, guards_enabled=guards_enabled)
-            client: TestClient[Any, Any] = TestClient(TestServer(app))
+            client: TestClient[Any, Any] = TestClient(GuardedTestServer(app))
             await stack.enter_async_context(client)
             return Harness(client=client, simulator=simulator, clock=clock, pool=db)
 

@@ -12,7 +12,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
@@ -21,6 +21,7 @@ from service.booking.clock import Clock
 from service.calcom.simulator.server import CalcomSimulator
 from service.calcom.wiring import serve_simulator
 from service.settings import Settings
+from tests.e2e.guarded_server import GuardedTestServer
 
 Client = TestClient[Any, Any]
 
@@ -48,7 +49,7 @@ async def served_app(
         calcom_base_url=calcom_base_url,
         **settings,
     )
-    client: Client = TestClient(TestServer(create_app(configured, clock=clock)))
+    client: Client = TestClient(GuardedTestServer(create_app(configured, clock=clock)))
     await stack.enter_async_context(client)
     return client
 

@@ -9,7 +9,7 @@ import pytest
 from tests.e2e.conftest import Harness, MakeHarness, attempt_body
 from tests.e2e.signed import RETELL_KEY, post_retell
 
-TOKENS = ["token-one", "token-two"]
+TOKENS = ["token-one-0123456789", "token-two-0123456789"]
 
 
 @pytest.fixture
@@ -19,7 +19,14 @@ async def guarded(make_harness: MakeHarness) -> Harness:
 
 @pytest.mark.parametrize(
     "authorization",
-    [None, "Bearer wrong", "Bearer token-one-and-more", "Basic token-one", "token-one", "Bearer "],
+    [
+        None,
+        "Bearer wrong",
+        "Bearer token-one-0123456789-and-more",
+        "Basic token-one-0123456789",
+        "token-one-0123456789",
+        "Bearer ",
+    ],
 )
 async def test_a_request_without_a_valid_token_is_401_and_writes_nothing(
     guarded: Harness, authorization: str | None

@@ -102,3 +102,23 @@ async def test_the_attempt_can_be_read_back(harness: Harness) -> None:
     appointment_id = body["appointment"]["appointment_id"]
     response = await harness.client.get(f"/v1/appointments/{appointment_id}")
     assert (await response.json())["booking_uid"] == body["appointment"]["booking_uid"]
+
+
+async def test_an_escaped_fallback_address_is_found_again_when_reconciling(
+    make_harness: MakeHarness,
+) -> None:
+    # The first create's answer is lost after Cal.com wrote it; the retry must find that
+    # booking under the address recorded on the attempt (termin+call=3A77@...), not book again.
+    harness = await make_harness(
+        fallback_email="termin@example.com", max_attempts=1, total_timeout=0.3
+    )
+    harness.simulator.add_faults("timeout_after_write@create")
+    body = attempt_body("call:77", email=None, event_type_id=PLAIN)
+    status, first = await harness.book(body)
+    assert status == 504, first
+    status, second = await harness.book(body)
+    assert status == 201, second
+    assert creates(harness) == 1
+    assert len(harness.simulator.ledger.bookings) == 1
+    (booking,) = harness.simulator.ledger.bookings.values()
+    assert booking.attendee["email"] == "termin+call=3A77@example.com"

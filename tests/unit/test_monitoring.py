@@ -25,6 +25,7 @@ GLOBAL_SERIES = {
     *("booking_guard_oldest_transaction_seconds", "booking_guard_in_flight_attempts"),
     *("booking_guard_stale_in_flight_attempts", "booking_guard_ready"),
     *("booking_guard_database_up", "booking_guard_schema_applied"),
+    "booking_guard_parked_attempts",
 }
 # This process's own counters and histograms (Prometheus adds `instance`): `sum by (job)`.
 PER_PROCESS_SERIES = {
@@ -34,6 +35,7 @@ PER_PROCESS_SERIES = {
     *("booking_guard_recovered_attempts", "booking_guard_recovery_errors"),
     *("booking_guard_reaped_idempotency_keys", "booking_guard_unguarded_bookings"),
     *("booking_guard_orphan_bookings", "booking_guard_reconcile_drift"),
+    "booking_guard_attempts_parked",
 }
 # What the dashboard must show at least (issue 15).
 SHOWN = {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -18,13 +18,18 @@ FaultKind = Literal[
     "timeout_after_write",
     "drop",
     "drop_after_write",
+    "malformed",
 ]
+# What a `malformed` fault breaks in the booking(s) of the answer, after the request took effect.
+Malformation = Literal["naive_created_at", "empty_uid", "long_uid", "nul_uid", "huge_id"]
 Operation = Literal["create", "find", "get", "cancel", "reschedule"]
 
 FAULT_SYNTAX = (
     "KIND[:ARG][@OPERATION] with KIND one of 500, 502, 503, 429 (ARG: Retry-After seconds), "
     "409, delay (ARG: milliseconds), timeout, timeout_after_write (ARG: seconds to hang), drop, "
-    "drop_after_write; OPERATION one of create, find, get, cancel, reschedule"
+    "drop_after_write, malformed (ARG: naive_created_at, empty_uid, long_uid, nul_uid, huge_id: "
+    "the request takes effect, its answer carries that unusable field); OPERATION one of "
+    "create, find, get, cancel, reschedule"
 )
 
 
@@ -42,11 +47,13 @@ class Fault(BaseModel):
     delay_ms: int = Field(0, ge=0)
     # timeout*: how long to hang at most (the simulator releases hung requests when it stops).
     hang_seconds: float = Field(60.0, gt=0)
+    # malformed: which field of the answer's booking(s) becomes unusable.
+    malformation: Malformation = "naive_created_at"
 
     @property
     def writes_first(self) -> bool:
         """Whether the request takes effect before the fault hides the answer."""
-        return self.kind in ("timeout_after_write", "drop_after_write")
+        return self.kind in ("timeout_after_write", "drop_after_write", "malformed")
 
 
 def parse_fault(text: str) -> Fault:
@@ -57,8 +64,10 @@ def parse_fault(text: str) -> Fault:
     if operation:
         fields["operation"] = operation
     if arg:
-        key = {"429": "retry_after", "delay": "delay_ms"}.get(kind, "hang_seconds")
-        if kind not in ("429", "delay", "timeout", "timeout_after_write"):
+        key = {"429": "retry_after", "delay": "delay_ms", "malformed": "malformation"}.get(
+            kind, "hang_seconds"
+        )
+        if kind not in ("429", "delay", "timeout", "timeout_after_write", "malformed"):
             raise ValueError(f"fault {kind!r} takes no argument, got {text!r}; {FAULT_SYNTAX}")
         fields[key] = arg
     try:
@@ -92,3 +101,20 @@ class FaultQueue:
     def clear(self) -> None:
         """Forget every pending fault."""
         self._faults.clear()
+
+
+def malformed(booking: dict[str, Any], malformation: Malformation) -> dict[str, Any]:
+    """`booking` (Cal.com's JSON) with one field present but unusable, as a broken Cal.com or a
+    proxy in between might answer."""
+    broken = dict(booking)
+    if malformation == "naive_created_at":
+        broken["createdAt"] = str(broken.get("createdAt", "2025-10-06T09:04:27.000Z"))[:19]
+    elif malformation == "empty_uid":
+        broken["uid"] = ""
+    elif malformation == "long_uid":
+        broken["uid"] = "u" * 10_240
+    elif malformation == "nul_uid":
+        broken["uid"] = f"{broken.get('uid', 'uid')}\x00"
+    else:
+        broken["id"] = 2**63
+    return broken

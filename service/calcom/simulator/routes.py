@@ -12,7 +12,7 @@ import orjson
 from aiohttp import web
 
 from service.calcom.port import to_calcom_time
-from service.calcom.simulator.faults import Operation
+from service.calcom.simulator.faults import Fault, Operation, malformed
 from service.calcom.simulator.input import SimulatedError, parse_create, parse_find
 from service.calcom.simulator.surface import Simulator
 
@@ -79,6 +79,8 @@ async def _answer(
         if fault is not None:
             await asyncio.sleep(fault.delay_ms / 1000)
         return await _run(sim, request, action, body)
+    if fault.kind == "malformed":
+        return _malformed(await _run(sim, request, action, body), fault)
     if fault.writes_first:
         await _run(sim, request, action, body)
     if fault.kind in ("timeout", "timeout_after_write"):
@@ -94,6 +96,19 @@ async def _answer(
         return _json(409, {"statusCode": 409, "message": "booking_conflict_error"})
     status = HTTPStatus(int(fault.kind))
     return error_response(sim, request, status, _exception_name(status), status.phrase)
+
+
+def _malformed(answer: web.Response, fault: Fault) -> web.Response:
+    """The answer with its booking(s) broken as `fault` says; error answers pass unchanged."""
+    if not 200 <= answer.status < 300 or not isinstance(answer.body, bytes):
+        return answer
+    envelope = orjson.loads(answer.body)
+    data = envelope.get("data")
+    if isinstance(data, dict):
+        envelope["data"] = malformed(data, fault.malformation)
+    elif isinstance(data, list):
+        envelope["data"] = [malformed(item, fault.malformation) for item in data]
+    return _json(answer.status, envelope)
 
 
 async def _run(sim: Simulator, request: web.Request, action: Action, body: Any) -> web.Response:
