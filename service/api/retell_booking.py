@@ -163,6 +163,14 @@ def spoken(outcome: AttemptOutcome, time_zone: str) -> dict[str, Any]:
             "result": "failed",
             "message": "The calendar could not take this booking. Please offer another time.",
         }
+    if outcome.reason == "calcom_auth_failed":
+        # Not "did not answer in time": the calendar refused us, and nothing false is said.
+        return {
+            **body,
+            "result": "try_again",
+            "message": "The calendar cannot take bookings right now. Please tell the caller "
+            "we will confirm the appointment later.",
+        }
     return {
         **body,
         "result": "try_again",

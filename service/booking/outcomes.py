@@ -35,7 +35,12 @@ from service.booking.attempt import Attempt, event_metadata
 from service.booking.clock import Clock
 from service.booking.guards import ChainResult
 from service.booking.models import Appointment, AttemptOutcome
-from service.calcom.port import CalcomBooking, CalcomError, CalcomSlotUnavailable
+from service.calcom.port import (
+    CalcomAuthFailed,
+    CalcomBooking,
+    CalcomError,
+    CalcomSlotUnavailable,
+)
 
 Observer = Callable[[AttemptOutcome], None]
 
@@ -330,6 +335,9 @@ def rejected_outcome(attempt_id: uuid.UUID, rejected: BookingRejected) -> Attemp
 def failure_reason(error: CalcomError, *, retryable: bool) -> str:
     if not retryable:
         return "calcom_rejected_request"
+    if isinstance(error, CalcomAuthFailed):
+        # Retryable once the operator fixes the key; the producer's retry then books.
+        return "calcom_auth_failed"
     if error.status == 429:
         return "calcom_rate_limited"
     if error.status is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -17,12 +18,15 @@ import orjson
 
 from service.calcom.errors import calcom_error, retry_after_seconds
 from service.calcom.port import (
+    CalcomAuthFailed,
     CalcomBooking,
     CalcomError,
     CalcomUnavailable,
     CreateBooking,
     to_calcom_time,
 )
+
+log = logging.getLogger(__name__)
 
 API_VERSION = "2024-08-13"
 DEFAULT_BASE_URL = "https://api.cal.com"
@@ -82,6 +86,8 @@ class HttpCalcomClient:
                 f"timeouts must be positive, got connect={connect_timeout} total={total_timeout}"
             )
         self._api = f"{origin}/v2"
+        # Enough to tell an operator which key Cal.com refused, never enough to use it.
+        self.key_prefix = f"{api_key[:8]}…"
         self._session = session
         self._owns_session = session is None
         self._headers = {
@@ -245,6 +251,16 @@ class HttpCalcomClient:
             return answer.body
         wait = retry_after_seconds(answer.headers)
         refusal = calcom_error(answer.status, answer.body, retry_after=wait)
+        if isinstance(refusal, CalcomAuthFailed):
+            log.error(
+                "Cal.com refused the API key %s (HTTP %s: %s): fix CALCOM_API_KEY; "
+                "bookings fail with calcom_auth_failed until then",
+                self.key_prefix,
+                answer.status,
+                refusal.message,
+                extra={"calcom_key_prefix": self.key_prefix, "calcom_status": answer.status},
+            )
+            return _Failure(refusal, retryable=False, maybe_written=False)
         transient = answer.status == 429 or answer.status >= 500
         return _Failure(refusal, retryable=transient, maybe_written=answer.status >= 500)
 

@@ -115,6 +115,14 @@ class CalcomUnavailable(CalcomError):
     """5xx, timeout, dropped connection or 429 after the client's own retries: try later."""
 
 
+class CalcomAuthFailed(CalcomUnavailable):
+    """Cal.com refused our API key (401/403): the operator's problem, not the producer's.
+
+    A kind of CalcomUnavailable because the same request books once the key is fixed: the
+    idempotency key stays open for the producer's retry.
+    """
+
+
 class CalcomClient(Protocol):
     """The Cal.com operations booking-guard uses."""
 

@@ -34,6 +34,7 @@ class Harness:
     simulator: CalcomSimulator
     clock: FakeClock
     pool: asyncpg.Pool
+    simulator_url: str = ""
 
     async def book(self, body: dict[str, Any], **headers: str) -> tuple[int, dict[str, Any]]:
         response = await self.client.post("/v1/booking-attempts", json=body, headers=headers)
@@ -89,13 +90,15 @@ async def make_harness(db: asyncpg.Pool, database_url: str) -> AsyncIterator[Mak
             api_tokens: list[str] | None = None,
             retell_api_key: str | None = None,
             calcom_webhook_secret: str | None = None,
+            calcom_api_key: str = "cal_test",
+            settings_overrides: dict[str, Any] | None = None,
         ) -> Harness:
             clock = FakeClock(INCIDENT_MORNING)
             simulator = CalcomSimulator(now=clock.now)
             base_url = await stack.enter_async_context(serve_simulator(simulator))
             calcom = await stack.enter_async_context(
                 HttpCalcomClient(
-                    api_key="cal_test",
+                    api_key=calcom_api_key,
                     base_url=base_url,
                     total_timeout=total_timeout,
                     max_attempts=max_attempts,
@@ -109,11 +112,14 @@ async def make_harness(db: asyncpg.Pool, database_url: str) -> AsyncIterator[Mak
                 api_tokens=api_tokens or [],
                 retell_api_key=retell_api_key,
                 calcom_webhook_secret=calcom_webhook_secret,
+                **(settings_overrides or {}),
             )
             app = create_app(settings, calcom=calcom, clock=clock, guards_enabled=guards_enabled)
             client: TestClient[Any, Any] = TestClient(TestServer(app))
             await stack.enter_async_context(client)
-            return Harness(client=client, simulator=simulator, clock=clock, pool=db)
+            return Harness(
+                client=client, simulator=simulator, clock=clock, pool=db, simulator_url=base_url
+            )
 
         yield make
 

@@ -17,6 +17,7 @@ from yarl import URL
 from service.calcom.client import HttpCalcomClient
 from service.calcom.errors import calcom_error
 from service.calcom.port import (
+    CalcomAuthFailed,
     CalcomRejected,
     CalcomSlotUnavailable,
     CalcomUnavailable,
@@ -383,3 +384,19 @@ def test_translates_the_team_wording_of_a_taken_slot() -> None:
     error = calcom_error(400, envelope(400, "BadRequestException", message))
 
     assert isinstance(error, CalcomSlotUnavailable)
+
+
+@pytest.mark.parametrize("status", [401, 403])
+async def test_a_refused_key_is_not_retried_and_is_an_auth_failure(
+    client: HttpCalcomClient, mocked: aioresponses, recorder: Recorder, status: int
+) -> None:
+    message = "CustomThrottlerGuard - Invalid API Key"
+    mocked.post(BOOKINGS, status=status, payload=envelope(status, "UnauthorizedException", message))
+
+    with pytest.raises(CalcomAuthFailed) as raised:
+        await client.create_booking(REQUEST)
+
+    assert isinstance(raised.value, CalcomUnavailable)  # retryable once the key is fixed
+    assert (raised.value.status, raised.value.message) == (status, message)
+    assert len(sent(mocked)) == 1
+    assert client.key_prefix == "cal_test…"

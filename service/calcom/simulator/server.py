@@ -57,6 +57,9 @@ class CalcomSimulator:
         self.enforce_rate_limit = enforce_rate_limit
         self.reject_past = reject_past
         self.requests: deque[RecordedRequest] = deque(maxlen=1000)
+        # Keys an operator revoked in Cal.com's settings: any other key is accepted, as a
+        # simulator users point their agents at must not need a real key.
+        self.revoked_keys: set[str] = set()
         self._windows: dict[str, tuple[float, int]] = {}
         self._release = asyncio.Event()
         self._app: web.Application | None = None
@@ -95,6 +98,7 @@ class CalcomSimulator:
         self.faults.clear()
         self.requests.clear()
         self._windows.clear()
+        self.revoked_keys.clear()
         self.now = _utc_now
         self.release_hung()
 
