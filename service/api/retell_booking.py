@@ -3,7 +3,6 @@ outcome as one short sentence the agent can say (Retell hands the body to its LL
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -11,10 +10,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from service.booking.attempt import AttemptInFlight, BookingInputError, IdempotencyKeyReused
-from service.booking.models import PHONE_PATTERN, AttemptOutcome, BookingRequest, CallId
+from service.booking.models import AttemptOutcome, BookingRequest, CallId
 from service.booking.workflow import BookingWorkflow
+from service.calcom.phones import e164
 
 BOOKING_FUNCTIONS = frozenset({"book_appointment"})
+# The intent's metadata key noting a caller id that was left out.
+CALLER_ID_NOTE = "caller_id_note"
 # The request's field names as the agent's function arguments spell them.
 _ARG_NAMES = {
     "attendee.name": "name",
@@ -65,16 +67,21 @@ def booking_request(call: RetellCall, args: dict[str, Any]) -> BookingRequest:
     """The booking request the arguments describe; raises pydantic's ValidationError."""
     time_zone = args.get("time_zone")
     phone = args.get("phone")
-    if phone is None and call.from_number and re.fullmatch(PHONE_PATTERN, call.from_number):
-        phone = call.from_number
+    metadata = {"source": "retell"}
+    if call.agent_id:
+        metadata["retell_agent_id"] = call.agent_id
+    if phone is None and call.from_number:
+        phone = e164(call.from_number)
+        if phone is None:
+            # A caller id Cal.com would refuse (`+266696687`: the right shape, no such number)
+            # would cost the whole booking a 400; leave it out and book by e-mail, and say so
+            # on the intent (its metadata is in the audit and on the Cal.com booking).
+            metadata[CALLER_ID_NOTE] = "caller id is not a valid phone number; left out"
     attendee: dict[str, Any] = {"name": args.get("name"), "time_zone": time_zone}
     if args.get("email") is not None:
         attendee["email"] = args["email"]
     if phone is not None:
         attendee["phone_number"] = phone
-    metadata = {"source": "retell"}
-    if call.agent_id:
-        metadata["retell_agent_id"] = call.agent_id
     return BookingRequest.model_validate(
         {
             "call_id": call.call_id,

@@ -19,6 +19,8 @@ from pydantic import (
     model_validator,
 )
 
+from service.calcom.phones import MAX_PHONE_TEXT, e164
+
 # Cal.com allows 50 metadata keys; booking-guard adds call_id and attempt_id.
 MAX_METADATA_KEYS = 48
 EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{2,63}$"
@@ -32,6 +34,14 @@ def _known_time_zone(value: str) -> str:
     except (ZoneInfoNotFoundError, ValueError) as e:
         raise ValueError(f"unknown IANA time zone {value!r}") from e
     return value
+
+
+def _phone(value: str) -> str:
+    # Checked as Cal.com checks it (service/calcom/phones.py) and sent in E.164.
+    normalised = e164(value)
+    if normalised is None:
+        raise ValueError("is not a valid phone number in international form (+<country><number>)")
+    return normalised
 
 
 def _calcom_metadata(value: dict[str, str]) -> dict[str, str]:
@@ -50,7 +60,9 @@ def _calcom_metadata(value: dict[str, str]) -> dict[str, str]:
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 CallId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
 Email = Annotated[str, StringConstraints(max_length=320, pattern=EMAIL_PATTERN)]
-Phone = Annotated[str, StringConstraints(pattern=PHONE_PATTERN)]
+Phone = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=MAX_PHONE_TEXT), AfterValidator(_phone)
+]
 TimeZone = Annotated[str, StringConstraints(max_length=64), AfterValidator(_known_time_zone)]
 
 
