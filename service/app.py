@@ -46,10 +46,12 @@ from service.booking.appointment_lookup import PoolAppointmentLookup
 from service.booking.background import BackgroundAttempts
 from service.booking.calcom_changes import CalcomChanges
 from service.booking.clock import Clock, SystemClock
+from service.booking.event_kinds import EventTypeCatalog
 from service.booking.guards import default_guards
 from service.booking.models import AttemptOutcome
 from service.booking.recovery import RecoveryLoop
 from service.booking.workflow import BookingWorkflow
+from service.calcom.event_types import EventTypeSource
 from service.calcom.port import CalcomClient
 from service.calcom.wiring import open_calcom
 from service.ops.metrics import Metrics
@@ -140,6 +142,9 @@ def create_app(
                 fallback_email=settings.fallback_email,
                 in_flight_grace=timedelta(seconds=settings.recovery_grace_seconds),
                 observer=observe_outcome,
+                event_types=EventTypeCatalog(client)
+                if isinstance(client, EventTypeSource)
+                else None,
             )
             yield
 

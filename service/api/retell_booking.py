@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from service.booking.attempt import AttemptInFlight, BookingInputError, IdempotencyKeyReused
+from service.booking.event_kinds import UnsupportedEventType
 from service.booking.models import AttemptOutcome, BookingRequest, CallId
 from service.booking.workflow import BookingWorkflow
 from service.calcom.phones import e164
@@ -130,6 +131,12 @@ async def answer_booking_call(
         result = await workflow.book(request, correlation_id=call.call_id)
     except BookingInputError as e:
         return _invalid([e.field], f"The {_ARG_NAMES.get(e.field, e.field)} {e.message}")
+    except UnsupportedEventType as e:
+        return {
+            "result": "unsupported",
+            "message": f"This appointment type ({e.kind}) cannot be booked by phone. "
+            "Please offer to have someone call the caller back.",
+        }
     except IdempotencyKeyReused:
         return {
             "result": "conflict",

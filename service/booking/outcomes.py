@@ -36,6 +36,7 @@ from service.booking.clock import Clock
 from service.booking.guards import ChainResult
 from service.booking.models import Appointment, AttemptOutcome
 from service.calcom.port import (
+    UNSUPPORTED_EVENT_TYPE,
     CalcomAuthFailed,
     CalcomBooking,
     CalcomError,
@@ -334,6 +335,8 @@ def rejected_outcome(attempt_id: uuid.UUID, rejected: BookingRejected) -> Attemp
 
 def failure_reason(error: CalcomError, *, retryable: bool) -> str:
     if not retryable:
+        if error.code == UNSUPPORTED_EVENT_TYPE:
+            return UNSUPPORTED_EVENT_TYPE
         return "calcom_rejected_request"
     if isinstance(error, CalcomAuthFailed):
         # Retryable once the operator fixes the key; the producer's retry then books.

@@ -30,6 +30,7 @@ from service.booking.attempt import (
     plus_address,
 )
 from service.booking.clock import Clock
+from service.booking.event_kinds import EventTypeCatalog
 from service.booking.guards import Guard, run_guards
 from service.booking.models import AttemptOutcome, BookingRequest
 from service.booking.outcomes import Observer, OutcomeRecorder
@@ -62,6 +63,7 @@ class BookingWorkflow:
         in_flight_grace: timedelta = timedelta(seconds=150),
         holder: str | None = None,
         observer: Observer | None = None,
+        event_types: EventTypeCatalog | None = None,
     ) -> None:
         self._pool = pool
         self._store = store
@@ -71,6 +73,8 @@ class BookingWorkflow:
         self._fallback_email = fallback_email
         self._grace = in_flight_grace
         self._holder = holder or default_holder()
+        # None: every event type is booked as if plain (tests of the workflow alone).
+        self._event_types = event_types
         self._outcomes = OutcomeRecorder(
             pool=pool, store=store, clock=clock, holder=self._holder, observer=observer
         )
@@ -115,6 +119,9 @@ class BookingWorkflow:
             fingerprint=request.fingerprint(),
             requested_at=now,
         )
+        if self._event_types is not None:
+            # After our own checks, before the intent: see service/booking/event_kinds.py.
+            await self._event_types.check_supported(request.event_type_id)
         return await self._claim(requested, correlation_id)
 
     async def drive(self, claimed: ClaimedAttempt) -> AttemptOutcome:

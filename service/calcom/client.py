@@ -17,10 +17,13 @@ import aiohttp
 import orjson
 
 from service.calcom.errors import calcom_error, retry_after_seconds
+from service.calcom.event_types import EVENT_TYPES_API_VERSION, CalcomEventType
 from service.calcom.port import (
+    UNSUPPORTED_EVENT_TYPE,
     CalcomAuthFailed,
     CalcomBooking,
     CalcomError,
+    CalcomRejected,
     CalcomUnavailable,
     CreateBooking,
     to_calcom_time,
@@ -154,6 +157,24 @@ class HttpCalcomClient:
         wanted = to_calcom_time(start)  # Cal.com keeps milliseconds
         return [b for b in bookings if b.start is not None and to_calcom_time(b.start) == wanted]
 
+    async def get_event_type(self, event_type_id: int) -> CalcomEventType:
+        """`GET /v2/event-types/{id}` (cal-api-version 2024-06-14): what kind of type it is."""
+        body = await self._call(
+            "GET",
+            f"/event-types/{int(event_type_id)}",
+            "/v2/event-types/{id}",
+            version=EVENT_TYPES_API_VERSION,
+        )
+        data = body.get("data") if isinstance(body, dict) else None
+        try:
+            return CalcomEventType.from_calcom(data if isinstance(data, dict) else {})
+        except (KeyError, TypeError, ValueError) as e:
+            raise CalcomUnavailable(
+                f"Cal.com answered GET /v2/event-types/{event_type_id} with no event type we "
+                f"can read: {e!r}",
+                code="invalid_response",
+            ) from e
+
     async def get_booking(self, uid: str) -> CalcomBooking:
         """`GET /v2/bookings/{uid}`."""
         body = await self._call("GET", f"/bookings/{_segment(uid)}", "/v2/bookings/{uid}")
@@ -186,13 +207,16 @@ class HttpCalcomClient:
         *,
         json: dict[str, Any] | None = None,
         params: dict[str, str] | None = None,
+        version: str = API_VERSION,
     ) -> Any:
         """One logical call: up to `max_attempts` requests; the parsed body of the 2xx answer."""
         uncertain = False
         for attempt in range(1, self._max_attempts + 1):
             if attempt > 1:
                 self.retries_total += 1
-            result = await self._attempt(method, path, route, attempt, json=json, params=params)
+            result = await self._attempt(
+                method, path, route, attempt, json=json, params=params, version=version
+            )
             if not isinstance(result, _Failure):
                 return result
             error = result.error
@@ -218,12 +242,13 @@ class HttpCalcomClient:
         *,
         json: dict[str, Any] | None,
         params: dict[str, str] | None,
+        version: str,
     ) -> Any:
         """One request: the parsed body of a 2xx answer, else a `_Failure`."""
         started = time.monotonic()
         status: int | None = None
         try:
-            answer = await self._send(method, path, json=json, params=params)
+            answer = await self._send(method, path, json=json, params=params, version=version)
             status = answer.status
         except TimeoutError as e:
             seconds = self._timeout.total
@@ -271,14 +296,21 @@ class HttpCalcomClient:
         *,
         json: dict[str, Any] | None,
         params: dict[str, str] | None,
+        version: str,
     ) -> _Answer:
         session = self._ensure_session()
+        # Each controller has its own version (bookings 2024-08-13, event types 2024-06-14).
+        headers = (
+            self._headers
+            if version == API_VERSION
+            else {**self._headers, "cal-api-version": version}
+        )
         async with session.request(
             method,
             f"{self._api}{path}",
             json=json,
             params=params,
-            headers=self._headers,
+            headers=headers,
             timeout=self._timeout,
             # A redirected POST becomes a GET in aiohttp; a redirect here is a misconfiguration.
             allow_redirects=False,
@@ -322,8 +354,16 @@ def _segment(uid: str) -> str:
 
 def _booking(body: Any) -> CalcomBooking:
     data = body.get("data") if isinstance(body, dict) else None
+    if isinstance(data, list):
+        # A recurring event type answers a create with one booking per occurrence. Cal.com has
+        # written them all: a retry would book the series again, so this is a refusal that is
+        # never retried, not an unreadable answer (shared/contracts/README.md, "Event types").
+        raise CalcomRejected(
+            f"Cal.com answered with {len(data)} bookings (a recurring event type); "
+            "booking-guard books single events only",
+            code=UNSUPPORTED_EVENT_TYPE,
+        )
     if not isinstance(data, dict):
-        # A recurring booking answers with a list; booking-guard books single events only.
         raise CalcomUnavailable(
             "Cal.com answered without a single booking in `data`", code="invalid_response"
         )

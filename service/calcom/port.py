@@ -76,6 +76,10 @@ class CalcomBooking(BaseModel):
         return booking.model_copy(update={"raw": data})
 
 
+# The `code` of a CalcomRejected for an answer of an event type booking-guard cannot guard.
+UNSUPPORTED_EVENT_TYPE = "unsupported_event_type"
+
+
 class CalcomError(Exception):
     """Base of Cal.com errors; `message` is Cal.com's own words where it gave any."""
 

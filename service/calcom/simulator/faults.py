@@ -19,12 +19,15 @@ FaultKind = Literal[
     "drop",
     "drop_after_write",
 ]
-Operation = Literal["create", "find", "get", "cancel", "reschedule"]
+Operation = Literal["create", "find", "get", "cancel", "reschedule", "event_type", "slots"]
+# Endpoints the simulator learned after faults were first scripted: only faults naming them
+# apply, so a script of untargeted faults keeps hitting the bookings endpoints it was written for.
+TARGETED_ONLY: frozenset[Operation] = frozenset({"event_type", "slots"})
 
 FAULT_SYNTAX = (
     "KIND[:ARG][@OPERATION] with KIND one of 500, 502, 503, 429 (ARG: Retry-After seconds), "
     "409, delay (ARG: milliseconds), timeout, timeout_after_write (ARG: seconds to hang), drop, "
-    "drop_after_write; OPERATION one of create, find, get, cancel, reschedule"
+    "drop_after_write; OPERATION one of create, find, get, cancel, reschedule, event_type, slots"
 )
 
 
@@ -79,8 +82,9 @@ class FaultQueue:
 
     def take(self, operation: Operation) -> Fault | None:
         """Remove and return the first fault for `operation`, if any."""
+        untargeted_applies = operation not in TARGETED_ONLY
         for fault in self._faults:
-            if fault.operation in (None, operation):
+            if fault.operation == operation or (fault.operation is None and untargeted_applies):
                 self._faults.remove(fault)
                 return fault
         return None

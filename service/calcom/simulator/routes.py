@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import timedelta
 from http import HTTPStatus
 from typing import Any
 
@@ -12,6 +14,7 @@ import orjson
 from aiohttp import web
 
 from service.calcom.port import to_calcom_time
+from service.calcom.simulator.catalog import EVENT_TYPES_API_VERSION, event_type_output
 from service.calcom.simulator.faults import Operation
 from service.calcom.simulator.input import SimulatedError, parse_create, parse_find
 from service.calcom.simulator.surface import Simulator
@@ -30,9 +33,15 @@ def add_calcom_routes(app: web.Application, sim: Simulator) -> None:
     app.router.add_get("/v2/bookings/{uid}", _calcom(sim, "get", _get))
     app.router.add_post("/v2/bookings/{uid}/cancel", _calcom(sim, "cancel", _cancel))
     app.router.add_post("/v2/bookings/{uid}/reschedule", _calcom(sim, "reschedule", _reschedule))
+    app.router.add_get(
+        "/v2/event-types/{id}",
+        _calcom(sim, "event_type", _event_type, version=EVENT_TYPES_API_VERSION),
+    )
 
 
-def _calcom(sim: Simulator, operation: Operation, action: Action) -> Handler:
+def _calcom(
+    sim: Simulator, operation: Operation, action: Action, *, version: str = API_VERSION
+) -> Handler:
     """Wrap a Cal.com endpoint: record, latency, auth, rate limit, version, scripted fault."""
 
     async def handler(request: web.Request) -> web.StreamResponse:
@@ -43,7 +52,7 @@ def _calcom(sim: Simulator, operation: Operation, action: Action) -> Handler:
         limits, limited = sim.rate_headers(
             request.headers.get("Authorization", request.remote or "")
         )
-        answer = await _answer(sim, request, operation, action, body, limited)
+        answer = await _answer(sim, request, operation, action, body, limited, version)
         if answer is None:  # the connection was dropped
             return web.Response(status=204)
         for name, value in limits.items():
@@ -60,6 +69,7 @@ async def _answer(
     action: Action,
     body: Any,
     limited: bool,
+    version: str,
 ) -> web.Response | None:
     if sim.api_key is not None and request.headers.get("Authorization") != f"Bearer {sim.api_key}":
         return error_response(sim, request, 401, "UnauthorizedException", "Invalid Access Token.")
@@ -71,14 +81,14 @@ async def _answer(
         )
     if limited:
         return _throttled(sim, request, None)
-    if request.headers.get("cal-api-version") != API_VERSION:
+    if request.headers.get("cal-api-version") != version:
         return error_response(
             sim,
             request,
             400,
             "BadRequestException",
-            f"simulator: header cal-api-version: {API_VERSION} is required; without it Cal.com "
-            "silently answers from its 2024-04-15 controller with another body shape",
+            f"simulator: header cal-api-version: {version} is required; without it Cal.com "
+            "silently answers from an older controller with another body shape",
         )
     fault = sim.faults.take(operation)
     if fault is None or fault.kind == "delay":
@@ -110,8 +120,36 @@ async def _run(sim: Simulator, request: web.Request, action: Action, body: Any) 
 
 
 async def _create(sim: Simulator, request: web.Request, body: Any) -> web.Response:
-    booking, _ = sim.ledger.create(parse_create(body), now=sim.now(), reject_past=sim.reject_past)
-    return _json(201, {"status": "success", "data": booking.to_calcom()})
+    parsed = parse_create(body)
+    event_type = sim.ledger.event_types.get(parsed.event_type_id or 0)
+    if event_type is not None and event_type.recurring_occurrences:
+        # A recurring type books every occurrence at once and answers with the list.
+        bookings = [
+            sim.ledger.create(
+                replace(parsed, start=parsed.start + timedelta(weeks=week)),
+                now=sim.now(),
+                reject_past=sim.reject_past,
+            )[0]
+            for week in range(event_type.recurring_occurrences)
+        ]
+        return _json(201, {"status": "success", "data": [b.to_calcom() for b in bookings]})
+    booking, _ = sim.ledger.create(parsed, now=sim.now(), reject_past=sim.reject_past)
+    data = booking.to_calcom()
+    if event_type is not None and event_type.seats_per_time_slot:
+        data["seatUid"] = f"seat-{booking.uid}"  # a seated create names the attendee's seat
+    return _json(201, {"status": "success", "data": data})
+
+
+async def _event_type(sim: Simulator, request: web.Request, body: Any) -> web.Response:
+    try:
+        event_type = sim.ledger.event_types.get(int(request.match_info["id"]))
+    except ValueError:
+        event_type = None
+    if event_type is None:
+        raise SimulatedError(
+            404, "NotFoundException", f"Event type with id={request.match_info['id']} not found"
+        )
+    return _json(200, {"status": "success", "data": event_type_output(event_type)})
 
 
 async def _find(sim: Simulator, request: web.Request, body: Any) -> web.Response:
