@@ -34,14 +34,17 @@ from service.api.keys import (
     PROJECTORS,
     RECOVERY,
     SETTINGS,
+    SLOT_FINDER,
     STORE,
     WORKFLOW,
 )
 from service.api.openapi.document import add_openapi_route
 from service.api.operations import add_operations_routes
+from service.api.slots import add_slot_routes
 from service.api.telemetry import telemetry
 from service.api.webhooks_calcom import add_calcom_routes
 from service.api.webhooks_retell import add_retell_routes
+from service.booking.alternatives import SlotFinder
 from service.booking.appointment_lookup import PoolAppointmentLookup
 from service.booking.background import BackgroundAttempts
 from service.booking.calcom_changes import CalcomChanges
@@ -53,6 +56,7 @@ from service.booking.recovery import RecoveryLoop
 from service.booking.workflow import BookingWorkflow
 from service.calcom.event_types import EventTypeSource
 from service.calcom.port import CalcomClient
+from service.calcom.slots import SlotSource
 from service.calcom.wiring import open_calcom
 from service.ops.metrics import Metrics
 from service.settings import Settings
@@ -126,6 +130,7 @@ def create_app(
             on_request=metrics.observe_calcom,
         ) as client:
             lookup = PoolAppointmentLookup(app[POOL])
+            app[SLOT_FINDER] = SlotFinder(client if isinstance(client, SlotSource) else None, clock)
             guards = (
                 default_guards(
                     max_age=timedelta(seconds=settings.freshness_max_age_seconds), lookup=lookup
@@ -183,6 +188,7 @@ def create_app(
     app.cleanup_ctx.append(recovery_loop)
     add_operations_routes(app)
     add_booking_routes(app)
+    add_slot_routes(app)
     add_audit_routes(app)
     add_retell_routes(app)
     add_calcom_routes(app)

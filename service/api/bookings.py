@@ -13,10 +13,11 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from projections import appointments
 from service.api.bodies import parse_json
 from service.api.errors import error_response, validation_detail
-from service.api.keys import POOL, WORKFLOW
+from service.api.keys import POOL, SLOT_FINDER, WORKFLOW
 from service.api.outcomes import http_status
 from service.api.respond_async import prefers_async
 from service.api.respond_async import submit as submit_async
+from service.api.slots import alternatives_for
 from service.booking.models import Appointment, BookingRequest
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
@@ -61,7 +62,12 @@ async def create_attempt(request: web.Request) -> web.Response:
     status = http_status(outcome)
     if outcome.status == "failed" and outcome.retryable:
         headers["Retry-After"] = "5"
-    return json_response(outcome.body(), status=status, headers=headers)
+    answer = outcome.body()
+    if outcome.status == "rejected":
+        answer["alternatives"] = await alternatives_for(
+            request.app[SLOT_FINDER], body.event_type_id, body.start
+        )
+    return json_response(answer, status=status, headers=headers)
 
 
 async def get_attempt(request: web.Request) -> web.Response:

@@ -7,6 +7,7 @@ from aiohttp import web
 
 from events.store import EventStore
 from projections.projectors import Projectors
+from service.booking.alternatives import SlotFinder
 from service.booking.background import BackgroundAttempts
 from service.booking.calcom_changes import CalcomChanges
 from service.booking.clock import Clock
@@ -26,3 +27,4 @@ METRICS = web.AppKey("metrics", Metrics)
 BACKGROUND_ATTEMPTS = web.AppKey("background_attempts", BackgroundAttempts)
 RECOVERY = web.AppKey("recovery", RecoveryLoop)
 CALCOM_CHANGES = web.AppKey("calcom_changes", CalcomChanges)
+SLOT_FINDER = web.AppKey("slot_finder", SlotFinder)

@@ -3,12 +3,15 @@ outcome as one short sentence the agent can say (Retell hands the body to its LL
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from service.api.retell_speech import local_slots, say_day, say_times
+from service.booking.alternatives import SlotFinder
 from service.booking.attempt import AttemptInFlight, BookingInputError, IdempotencyKeyReused
 from service.booking.event_kinds import UnsupportedEventType
 from service.booking.models import AttemptOutcome, BookingRequest, CallId
@@ -119,7 +122,7 @@ def _invalid(fields: list[str], reason: str | None = None) -> dict[str, Any]:
 
 
 async def answer_booking_call(
-    workflow: BookingWorkflow, call: RetellCall, args: dict[str, Any]
+    workflow: BookingWorkflow, slots: SlotFinder, call: RetellCall, args: dict[str, Any]
 ) -> dict[str, Any]:
     """Book what the function call asks for and say how it went."""
     try:
@@ -148,11 +151,23 @@ async def answer_booking_call(
             "result": "pending",
             "message": "I am still booking that time. Please wait a moment and try again.",
         }
-    return spoken(result.outcome, request.attendee.time_zone)
+    alternatives: list[datetime] = []
+    if result.outcome.status == "rejected":
+        # Looked up now, for this answer and Retell's retries of it alike.
+        alternatives = await slots.alternatives(request.event_type_id, request.start)
+    return spoken(
+        result.outcome, request.attendee.time_zone, alternatives=alternatives, wanted=request.start
+    )
 
 
-def spoken(outcome: AttemptOutcome, time_zone: str) -> dict[str, Any]:
-    """The outcome as Retell's LLM should hear it."""
+def spoken(
+    outcome: AttemptOutcome,
+    time_zone: str,
+    *,
+    alternatives: Sequence[datetime] = (),
+    wanted: datetime | None = None,
+) -> dict[str, Any]:
+    """The outcome as Retell's LLM should hear it; a refusal names free times nearby."""
     body: dict[str, Any] = {"attempt_id": str(outcome.attempt_id)}
     if outcome.status == "confirmed" and outcome.appointment is None:
         return {**body, "result": "confirmed", "message": "That booking is confirmed."}
@@ -161,15 +176,27 @@ def spoken(outcome: AttemptOutcome, time_zone: str) -> dict[str, Any]:
         return {
             **body,
             "result": "confirmed",
-            "message": f"Booked for {when:%A} {when.day} {when:%B} at {when:%H:%M}.",
+            "message": f"Booked for {say_day(when)} at {when:%H:%M}.",
             "appointment_id": str(outcome.appointment.appointment_id),
             "start": when.isoformat(),
+        }
+    if outcome.status == "rejected" and alternatives:
+        on = wanted.astimezone(ZoneInfo(time_zone)).date() if wanted is not None else None
+        times = say_times(alternatives, time_zone, on=on)
+        verb = "is" if len(alternatives) == 1 else "are"
+        return {
+            **body,
+            "result": "slot_taken",
+            "message": "That time is not available. Please offer the caller another time: "
+            f"{times} {verb} free.",
+            "alternatives": local_slots(alternatives, time_zone),
         }
     if outcome.status == "rejected":
         return {
             **body,
             "result": "slot_taken",
             "message": "That time is not available. Please offer the caller another time.",
+            "alternatives": [],
         }
     if outcome.status == "failed" and not outcome.retryable:
         return {

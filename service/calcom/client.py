@@ -28,6 +28,7 @@ from service.calcom.port import (
     CreateBooking,
     to_calcom_time,
 )
+from service.calcom.slots import SLOTS_API_VERSION, slot_starts
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +175,26 @@ class HttpCalcomClient:
                 f"can read: {e!r}",
                 code="invalid_response",
             ) from e
+
+    async def find_slots(
+        self, *, event_type_id: int, start: datetime, end: datetime, time_zone: str
+    ) -> list[datetime]:
+        """`GET /v2/slots` (cal-api-version 2024-09-04): free starts in [start, end], in UTC."""
+        params = {
+            "eventTypeId": str(event_type_id),
+            "start": to_calcom_time(start),
+            "end": to_calcom_time(end),
+            "timeZone": time_zone,
+        }
+        body = await self._call(
+            "GET", "/slots", "/v2/slots", params=params, version=SLOTS_API_VERSION
+        )
+        starts = slot_starts(body)
+        if starts is None:
+            raise CalcomUnavailable(
+                "Cal.com answered GET /v2/slots without slots by date", code="invalid_response"
+            )
+        return starts
 
     async def get_booking(self, uid: str) -> CalcomBooking:
         """`GET /v2/bookings/{uid}`."""

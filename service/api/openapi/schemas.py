@@ -84,6 +84,13 @@ _ATTEMPT_OUTCOME: Schema = {
         "detail": {},
         "retryable": {"type": "boolean"},
         "error": {"type": "string"},
+        "alternatives": {
+            "description": "On a refusal (409): up to three free slots nearest the requested "
+            "start, within three days either side, looked up when answering; [] when none",
+            "type": "array",
+            "maxItems": 3,
+            "items": ref("Slot"),
+        },
     },
     "required": ["attempt_id", "status"],
     "additionalProperties": False,
@@ -199,6 +206,18 @@ def component_schemas() -> dict[str, Schema]:
                 "next": _nullable({"type": "string"}),
             },
             "required": ["events", "next"],
+        },
+        "Slot": {
+            "type": "object",
+            "properties": {"start": {"type": "string", "format": "date-time"}},
+            "required": ["start"],
+            "additionalProperties": False,
+        },
+        "SlotList": {
+            "type": "object",
+            "properties": {"slots": {"type": "array", "items": ref("Slot")}},
+            "required": ["slots"],
+            "additionalProperties": False,
         },
         "RetellAnswer": _RETELL_ANSWER,
         "CalcomAnswer": _CALCOM_ANSWER,

@@ -9,6 +9,7 @@ from dataclasses import replace
 from datetime import timedelta
 from http import HTTPStatus
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 from aiohttp import web
@@ -16,8 +17,16 @@ from aiohttp import web
 from service.calcom.port import to_calcom_time
 from service.calcom.simulator.catalog import EVENT_TYPES_API_VERSION, event_type_output
 from service.calcom.simulator.faults import Operation
-from service.calcom.simulator.input import SimulatedError, parse_create, parse_find
+from service.calcom.simulator.input import (
+    SimulatedError,
+    bad_request,
+    parse_create,
+    parse_find,
+    parse_time,
+)
+from service.calcom.simulator.schedule import free_slots
 from service.calcom.simulator.surface import Simulator
+from service.calcom.slots import SLOTS_API_VERSION
 
 API_VERSION = "2024-08-13"
 
@@ -33,6 +42,7 @@ def add_calcom_routes(app: web.Application, sim: Simulator) -> None:
     app.router.add_get("/v2/bookings/{uid}", _calcom(sim, "get", _get))
     app.router.add_post("/v2/bookings/{uid}/cancel", _calcom(sim, "cancel", _cancel))
     app.router.add_post("/v2/bookings/{uid}/reschedule", _calcom(sim, "reschedule", _reschedule))
+    app.router.add_get("/v2/slots", _calcom(sim, "slots", _slots, version=SLOTS_API_VERSION))
     app.router.add_get(
         "/v2/event-types/{id}",
         _calcom(sim, "event_type", _event_type, version=EVENT_TYPES_API_VERSION),
@@ -138,6 +148,30 @@ async def _create(sim: Simulator, request: web.Request, body: Any) -> web.Respon
     if event_type is not None and event_type.seats_per_time_slot:
         data["seatUid"] = f"seat-{booking.uid}"  # a seated create names the attendee's seat
     return _json(201, {"status": "success", "data": data})
+
+
+async def _slots(sim: Simulator, request: web.Request, body: Any) -> web.Response:
+    query = request.query
+    try:
+        event_type = sim.ledger.event_types.get(int(query.get("eventTypeId", "")))
+    except ValueError as e:
+        raise bad_request("eventTypeId must be an integer number") from e
+    if event_type is None:
+        raise SimulatedError(
+            404, "NotFoundException", f"Event type with id={query['eventTypeId']} not found"
+        )
+    start = parse_time(query.get("start"), "start must be a valid ISO 8601 date string")
+    end = parse_time(query.get("end"), "end must be a valid ISO 8601 date string")
+    zone_name = query.get("timeZone", "UTC")
+    try:
+        zone = ZoneInfo(zone_name)
+    except (ZoneInfoNotFoundError, ValueError) as e:
+        raise bad_request("timeZone must be a valid IANA time zone") from e
+    by_date: dict[str, list[dict[str, str]]] = {}
+    for slot in free_slots(sim.ledger, event_type, start=start, end=end, now=sim.now()):
+        day = slot.astimezone(zone).date().isoformat()
+        by_date.setdefault(day, []).append({"start": to_calcom_time(slot)})
+    return _json(200, {"status": "success", "data": by_date})
 
 
 async def _event_type(sim: Simulator, request: web.Request, body: Any) -> web.Response:
