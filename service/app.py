@@ -33,6 +33,7 @@ from service.api.keys import (
     POOL,
     PROJECTORS,
     RECOVERY,
+    RETELL_AGENTS,
     SETTINGS,
     SLOT_FINDER,
     STORE,
@@ -40,6 +41,7 @@ from service.api.keys import (
 )
 from service.api.openapi.document import add_openapi_route
 from service.api.operations import add_operations_routes
+from service.api.retell_agents import RetellAgents
 from service.api.slots import add_slot_routes
 from service.api.telemetry import telemetry
 from service.api.webhooks_calcom import add_calcom_routes
@@ -101,6 +103,12 @@ def create_app(
     clock = clock or SystemClock()
     app[CLOCK] = clock
     metrics = app[METRICS] = Metrics()
+    app[RETELL_AGENTS] = RetellAgents(settings.retell_agents)
+    if settings.retell_api_key is not None and not settings.retell_agents:
+        log.warning(
+            "BOOKING_GUARD_RETELL_AGENTS is not set: Retell functions book the event_type_id the "
+            "LLM passes; configure each agent's services to take it from the agent instead"
+        )
 
     def observe_outcome(outcome: AttemptOutcome) -> None:
         metrics.observe_outcome(outcome.status, outcome.guard, outcome.reason)

@@ -5,13 +5,47 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import orjson
 import platformdirs
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 def _default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("booking-guard")) / "postgres"
+
+
+_AGENTS_SHAPE = 'expected {"<agent_id>": {"<service name>": <event type id>, ...}, ...}'
+
+
+def _agents_from_json(text: str, name: str) -> object:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as e:
+        raise ValueError(f"{name} is not JSON ({e}); {_AGENTS_SHAPE}") from e
+
+
+def _checked_agents(agents: dict[str, dict[str, int]], name: str) -> dict[str, dict[str, int]]:
+    for agent_id, services in agents.items():
+        if not agent_id or not services:
+            raise ValueError(
+                f"{name}: agent {agent_id!r} needs at least one service; {_AGENTS_SHAPE}"
+            )
+        for service, event_type_id in services.items():
+            if not service.strip() or event_type_id <= 0:
+                raise ValueError(
+                    f"{name}: agent {agent_id!r} service {service!r} -> {event_type_id}: "
+                    "names are non-empty and event type ids positive"
+                )
+    return agents
 
 
 def _env(name: str) -> AliasChoices:
@@ -60,6 +94,13 @@ class Settings(BaseSettings):
     pool_max_size: int = Field(10, ge=1, validation_alias=_env("BOOKING_GUARD_POOL_MAX_SIZE"))
     log_format: str = Field("auto", validation_alias=_env("BOOKING_GUARD_LOG_FORMAT"))
     log_level: str = Field("INFO", validation_alias=_env("BOOKING_GUARD_LOG_LEVEL"))
+    # Which event type each Retell agent's services book: {"<agent_id>": {"Beratung": 1001}}.
+    retell_agents: Annotated[dict[str, dict[str, int]], NoDecode] = Field(
+        default_factory=dict, validation_alias=_env("BOOKING_GUARD_RETELL_AGENTS")
+    )
+    retell_agents_file: Path | None = Field(
+        None, validation_alias=_env("BOOKING_GUARD_RETELL_AGENTS_FILE")
+    )
 
     @field_validator("api_tokens", mode="before")
     @classmethod
@@ -67,6 +108,38 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [token.strip() for token in value.split(",") if token.strip()]
         return value
+
+    @field_validator("retell_agents", mode="before")
+    @classmethod
+    def _agents_json(cls, value: object) -> object:
+        if isinstance(value, str):
+            return _agents_from_json(value, "BOOKING_GUARD_RETELL_AGENTS")
+        return value
+
+    @field_validator("retell_agents")
+    @classmethod
+    def _agents_valid(cls, value: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+        return _checked_agents(value, "BOOKING_GUARD_RETELL_AGENTS")
+
+    @model_validator(mode="after")
+    def _agents_file(self) -> Settings:
+        path = self.retell_agents_file
+        if path is None:
+            return self
+        name = "BOOKING_GUARD_RETELL_AGENTS_FILE"
+        if self.retell_agents:
+            raise ValueError(f"set BOOKING_GUARD_RETELL_AGENTS or {name}, not both")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise ValueError(f"{name}: cannot read {path}: {e}") from e
+        agents = _agents_from_json(text, name)
+        try:
+            parsed = TypeAdapter(dict[str, dict[str, int]]).validate_python(agents)
+        except ValidationError as e:
+            raise ValueError(f"{name}: {_AGENTS_SHAPE}: {e}") from e
+        self.retell_agents = _checked_agents(parsed, name)
+        return self
 
     @field_validator("calcom_base_url")
     @classmethod

@@ -7,6 +7,7 @@ from aiohttp import web
 
 from events.store import EventStore
 from projections.projectors import Projectors
+from service.api.retell_agents import RetellAgents
 from service.booking.alternatives import SlotFinder
 from service.booking.background import BackgroundAttempts
 from service.booking.calcom_changes import CalcomChanges
@@ -28,3 +29,4 @@ BACKGROUND_ATTEMPTS = web.AppKey("background_attempts", BackgroundAttempts)
 RECOVERY = web.AppKey("recovery", RecoveryLoop)
 CALCOM_CHANGES = web.AppKey("calcom_changes", CalcomChanges)
 SLOT_FINDER = web.AppKey("slot_finder", SlotFinder)
+RETELL_AGENTS = web.AppKey("retell_agents", RetellAgents)
