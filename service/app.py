@@ -49,6 +49,7 @@ from service.api.webhooks_retell import add_retell_routes
 from service.booking.alternatives import SlotFinder
 from service.booking.appointment_lookup import PoolAppointmentLookup
 from service.booking.background import BackgroundAttempts
+from service.booking.calcom_budget import SharedCalcomBudget
 from service.booking.calcom_changes import CalcomChanges
 from service.booking.clock import Clock, SystemClock
 from service.booking.event_kinds import EventTypeCatalog
@@ -131,11 +132,20 @@ def create_app(
 
     async def calcom_client(app: web.Application) -> AsyncIterator[None]:
         api_key = settings.calcom_api_key
+        key = api_key.get_secret_value() if api_key is not None else None
+        budget = (
+            SharedCalcomBudget(
+                app[POOL], api_key=key, limit=settings.calcom_rate_limit, clock=clock
+            )
+            if key is not None and settings.calcom_rate_limit > 0
+            else None
+        )
         async with open_calcom(
-            api_key=api_key.get_secret_value() if api_key is not None else None,
+            api_key=key,
             base_url=settings.calcom_base_url,
             given=calcom,
             on_request=metrics.observe_calcom,
+            budget=budget,
         ) as client:
             lookup = PoolAppointmentLookup(app[POOL])
             app[SLOT_FINDER] = SlotFinder(client if isinstance(client, SlotSource) else None, clock)

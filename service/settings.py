@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     calcom_webhook_secret: SecretStr | None = Field(
         None, validation_alias=_env("CALCOM_WEBHOOK_SECRET")
     )
+    # Requests a minute per Cal.com key, until Cal.com announces its own; 0: no limiter.
+    calcom_rate_limit: int = Field(
+        120, ge=0, validation_alias=_env("BOOKING_GUARD_CALCOM_RATE_LIMIT")
+    )
     freshness_max_age_seconds: float = Field(
         30.0, ge=0, validation_alias=_env("BOOKING_GUARD_FRESHNESS_MAX_AGE_SECONDS")
     )

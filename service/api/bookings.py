@@ -61,7 +61,7 @@ async def create_attempt(request: web.Request) -> web.Response:
     headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
     status = http_status(outcome)
     if outcome.status == "failed" and outcome.retryable:
-        headers["Retry-After"] = "5"
+        headers["Retry-After"] = str(_retry_after(outcome.detail))
     answer = outcome.body()
     if outcome.status == "rejected":
         answer["alternatives"] = await alternatives_for(
@@ -124,6 +124,12 @@ async def get_appointment(request: web.Request) -> web.Response:
 def _appointment(row: dict[str, Any]) -> dict[str, Any]:
     model = Appointment.model_validate({**row, "start": row["start_at"], "end": row["end_at"]})
     return model.model_dump(mode="json")
+
+
+def _retry_after(detail: Any) -> int:
+    """Cal.com's own reset when the failure carries one (a rate limit), else 5 s."""
+    wait = detail.get("retry_after_seconds") if isinstance(detail, dict) else None
+    return wait if isinstance(wait, int) and wait > 0 else 5
 
 
 def _uuid(text: str, name: str) -> uuid.UUID:

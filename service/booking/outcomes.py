@@ -13,6 +13,7 @@ No HTTP status is chosen here: the edge maps each outcome to one.
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -195,12 +196,16 @@ class OutcomeRecorder:
             message=error.message,
             failed_at=self._clock.now(),
         )
+        detail: dict[str, Any] = {"calcom_status": error.status, "calcom_message": error.message}
+        if retryable and error.retry_after is not None:
+            # When Cal.com's reset lets this key book again; the edge sends it as Retry-After.
+            detail["retry_after_seconds"] = math.ceil(error.retry_after)
         outcome = AttemptOutcome(
             attempt_id=attempt.attempt_id,
             status="failed",
             reason=reason,
             retryable=retryable,
-            detail={"calcom_status": error.status, "calcom_message": error.message},
+            detail=detail,
         )
         return await self._record(attempt, [failed], outcome)
 

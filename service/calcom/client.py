@@ -28,6 +28,12 @@ from service.calcom.port import (
     CreateBooking,
     to_calcom_time,
 )
+from service.calcom.rate_limit import (
+    Announcement,
+    CalcomBudget,
+    CalcomRateLimited,
+    reset_seconds,
+)
 from service.calcom.slots import SLOTS_API_VERSION, slot_starts
 
 log = logging.getLogger(__name__)
@@ -79,6 +85,7 @@ class HttpCalcomClient:
         sleep: Sleep = asyncio.sleep,
         jitter: Callable[[], float] = random.random,
         on_request: RequestObserver | None = None,
+        budget: CalcomBudget | None = None,
     ) -> None:
         origin = base_url.rstrip("/")
         if origin.endswith("/v2"):
@@ -108,6 +115,8 @@ class HttpCalcomClient:
         self._sleep = sleep
         self._jitter = jitter
         self._on_request = on_request
+        # None: no rate limit of our own (the simulator in tests, a self-hosted Cal.com).
+        self._budget = budget
         self.requests_total = 0
         self.retries_total = 0
         self.seconds_total = 0.0
@@ -266,6 +275,12 @@ class HttpCalcomClient:
         version: str,
     ) -> Any:
         """One request: the parsed body of a 2xx answer, else a `_Failure`."""
+        if self._budget is not None:
+            try:
+                await self._budget.take()
+            except CalcomRateLimited as e:
+                # Not sent: a request into a spent budget is refused and prolongs nothing.
+                return _Failure(e, retryable=False, maybe_written=False)
         started = time.monotonic()
         status: int | None = None
         try:
@@ -285,6 +300,8 @@ class HttpCalcomClient:
             return _Failure(error, retryable=True, maybe_written=sent)
         finally:
             self._observe(method, route, status, time.monotonic() - started, attempt)
+        if self._budget is not None:
+            await self._budget.observe(Announcement.from_headers(answer.status, answer.headers))
         if 200 <= answer.status < 300:
             if answer.body is None:
                 # Not retried: a create may have succeeded behind the unreadable answer.
@@ -296,6 +313,9 @@ class HttpCalcomClient:
                 return _Failure(error, retryable=False, maybe_written=True)
             return answer.body
         wait = retry_after_seconds(answer.headers)
+        if answer.status == 429 and wait is None:
+            # Cal.com sends no Retry-After; its reset header says when the block ends.
+            wait = reset_seconds(answer.headers)
         refusal = calcom_error(answer.status, answer.body, retry_after=wait)
         if isinstance(refusal, CalcomAuthFailed):
             log.error(

@@ -13,6 +13,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from service.app import create_app
+from service.booking.calcom_budget import SharedCalcomBudget
 from service.booking.clock import FakeClock
 from service.calcom.client import HttpCalcomClient
 from service.calcom.simulator.server import CalcomSimulator
@@ -92,9 +93,16 @@ async def make_harness(db: asyncpg.Pool, database_url: str) -> AsyncIterator[Mak
             calcom_webhook_secret: str | None = None,
             calcom_api_key: str = "cal_test",
             settings_overrides: dict[str, Any] | None = None,
+            calcom_rate_limit: int | None = None,
         ) -> Harness:
             clock = FakeClock(INCIDENT_MORNING)
             simulator = CalcomSimulator(now=clock.now)
+            # The shared rate limit of a real key (app.py builds it for CALCOM_API_KEY).
+            budget = (
+                SharedCalcomBudget(db, api_key=calcom_api_key, limit=calcom_rate_limit, clock=clock)
+                if calcom_rate_limit is not None
+                else None
+            )
             base_url = await stack.enter_async_context(serve_simulator(simulator))
             calcom = await stack.enter_async_context(
                 HttpCalcomClient(
@@ -104,6 +112,7 @@ async def make_harness(db: asyncpg.Pool, database_url: str) -> AsyncIterator[Mak
                     max_attempts=max_attempts,
                     backoff_base=0.01,
                     backoff_max=0.05,
+                    budget=budget,
                 )
             )
             settings = Settings(

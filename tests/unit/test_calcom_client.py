@@ -174,17 +174,31 @@ async def test_429_waits_as_long_as_retry_after_says(
     assert recorder.sleeps == [2.0]
 
 
-async def test_429_without_retry_after_backs_off_exponentially(
+async def test_429_without_any_header_backs_off_exponentially(
     client: HttpCalcomClient, mocked: aioresponses, recorder: Recorder
 ) -> None:
     throttled = envelope(429, "ThrottlerException", "ThrottlerException: Too Many Requests")
-    headers = {"X-RateLimit-Remaining-Default": "0", "X-RateLimit-Reset-Default": "40"}
-    mocked.post(BOOKINGS, status=429, payload=throttled, headers=headers, repeat=2)
+    mocked.post(BOOKINGS, status=429, payload=throttled, repeat=2)
     mocked.post(BOOKINGS, status=201, payload=booking())
 
     await client.create_booking(REQUEST)
 
     assert recorder.sleeps == [0.5 * 0.2, 0.5 * 0.4]
+
+
+async def test_429_honours_calcoms_reset_header_instead_of_a_doomed_retry(
+    client: HttpCalcomClient, mocked: aioresponses, recorder: Recorder
+) -> None:
+    # Cal.com sends no Retry-After; a 429 blocks the key until X-RateLimit-Reset-Default.
+    throttled = envelope(429, "ThrottlerException", "CustomThrottlerGuard - Too many requests.")
+    headers = {"X-RateLimit-Remaining-Default": "0", "X-RateLimit-Reset-Default": "40"}
+    mocked.post(BOOKINGS, status=429, payload=throttled, headers=headers)
+
+    with pytest.raises(CalcomUnavailable) as raised:
+        await client.create_booking(REQUEST)
+
+    assert (raised.value.status, raised.value.retry_after, raised.value.attempts) == (429, 40, 1)
+    assert recorder.sleeps == []
 
 
 async def test_retry_after_beyond_the_cap_gives_up_at_once(

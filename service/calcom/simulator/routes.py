@@ -251,7 +251,11 @@ def _drop(request: web.Request) -> None:
 
 def _throttled(sim: Simulator, request: web.Request, retry_after: int | None) -> web.Response:
     response = error_response(
-        sim, request, 429, "ThrottlerException", "ThrottlerException: Too Many Requests"
+        sim,
+        request,
+        429,
+        "ThrottlerException",
+        "CustomThrottlerGuard - Too many requests. Please try again later.",
     )
     if retry_after is not None:
         response.headers["Retry-After"] = str(retry_after)
