@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 import platformdirs
 from pydantic import (
     AliasChoices,
+    BaseModel,
+    ConfigDict,
     Field,
     SecretStr,
     TypeAdapter,
@@ -23,7 +25,26 @@ def _default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("booking-guard")) / "postgres"
 
 
-_AGENTS_SHAPE = 'expected {"<agent_id>": {"<service name>": <event type id>, ...}, ...}'
+_AGENTS_SHAPE = (
+    'expected {"<agent_id>": {"<service name>": <event type id> | {"event_type_id", '
+    '"length_in_minutes"?, "location"?, "language"?, "guests"?, "booking_fields"?}}}'
+)
+
+
+class RetellService(BaseModel):
+    """One service a Retell agent offers: its event type and what its bookings carry."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_type_id: int = Field(gt=0, lt=2**63)
+    length_in_minutes: int | None = Field(None, ge=1, le=24 * 60)
+    location: str | None = Field(None, min_length=1, max_length=500)
+    language: str | None = Field(None, pattern=r"^[a-z]{2}(-[A-Za-z0-9]{2,4})?$")
+    guests: list[str] = Field(default_factory=list, max_length=10)
+    booking_fields: dict[str, Any] = Field(default_factory=dict)
+
+
+Agents = dict[str, dict[str, RetellService]]
 
 
 def _agents_from_json(text: str, name: str) -> object:
@@ -33,18 +54,30 @@ def _agents_from_json(text: str, name: str) -> object:
         raise ValueError(f"{name} is not JSON ({e}); {_AGENTS_SHAPE}") from e
 
 
-def _checked_agents(agents: dict[str, dict[str, int]], name: str) -> dict[str, dict[str, int]]:
+def _services_as_objects(value: object) -> object:
+    """`{"Beratung": 1001}` is short for `{"Beratung": {"event_type_id": 1001}}`."""
+    if not isinstance(value, dict):
+        return value
+    return {
+        agent: {
+            name: {"event_type_id": service} if isinstance(service, int) else service
+            for name, service in services.items()
+        }
+        if isinstance(services, dict)
+        else services
+        for agent, services in value.items()
+    }
+
+
+def _checked_agents(agents: Agents, name: str) -> Agents:
     for agent_id, services in agents.items():
         if not agent_id or not services:
             raise ValueError(
                 f"{name}: agent {agent_id!r} needs at least one service; {_AGENTS_SHAPE}"
             )
-        for service, event_type_id in services.items():
-            if not service.strip() or event_type_id <= 0:
-                raise ValueError(
-                    f"{name}: agent {agent_id!r} service {service!r} -> {event_type_id}: "
-                    "names are non-empty and event type ids positive"
-                )
+        for service in services:
+            if not service.strip():
+                raise ValueError(f"{name}: agent {agent_id!r} has a service without a name")
     return agents
 
 
@@ -99,7 +132,7 @@ class Settings(BaseSettings):
     log_format: str = Field("auto", validation_alias=_env("BOOKING_GUARD_LOG_FORMAT"))
     log_level: str = Field("INFO", validation_alias=_env("BOOKING_GUARD_LOG_LEVEL"))
     # Which event type each Retell agent's services book: {"<agent_id>": {"Beratung": 1001}}.
-    retell_agents: Annotated[dict[str, dict[str, int]], NoDecode] = Field(
+    retell_agents: Annotated[dict[str, dict[str, RetellService]], NoDecode] = Field(
         default_factory=dict, validation_alias=_env("BOOKING_GUARD_RETELL_AGENTS")
     )
     retell_agents_file: Path | None = Field(
@@ -117,12 +150,12 @@ class Settings(BaseSettings):
     @classmethod
     def _agents_json(cls, value: object) -> object:
         if isinstance(value, str):
-            return _agents_from_json(value, "BOOKING_GUARD_RETELL_AGENTS")
-        return value
+            value = _agents_from_json(value, "BOOKING_GUARD_RETELL_AGENTS")
+        return _services_as_objects(value)
 
     @field_validator("retell_agents")
     @classmethod
-    def _agents_valid(cls, value: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    def _agents_valid(cls, value: Agents) -> Agents:
         return _checked_agents(value, "BOOKING_GUARD_RETELL_AGENTS")
 
     @model_validator(mode="after")
@@ -137,9 +170,9 @@ class Settings(BaseSettings):
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
             raise ValueError(f"{name}: cannot read {path}: {e}") from e
-        agents = _agents_from_json(text, name)
+        agents = _services_as_objects(_agents_from_json(text, name))
         try:
-            parsed = TypeAdapter(dict[str, dict[str, int]]).validate_python(agents)
+            parsed = TypeAdapter(Agents).validate_python(agents)
         except ValidationError as e:
             raise ValueError(f"{name}: {_AGENTS_SHAPE}: {e}") from e
         self.retell_agents = _checked_agents(parsed, name)

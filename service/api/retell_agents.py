@@ -13,6 +13,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from service.settings import RetellService
+
+# What a booking carries that only the agent's configuration may set, never the LLM: the LLM
+# gives the caller's answers (`booking_fields`), the operator decides length, place and guests.
+CONFIG_ONLY = ("length_in_minutes", "location", "language", "guests")
+
 
 class ServiceRefused(ValueError):
     """The call's arguments name no service this agent offers; `field` is the argument."""
@@ -26,9 +32,9 @@ class ServiceRefused(ValueError):
 class RetellAgents:
     """The services each configured agent offers, by name (case and spacing ignored)."""
 
-    def __init__(self, agents: Mapping[str, Mapping[str, int]]) -> None:
+    def __init__(self, agents: Mapping[str, Mapping[str, RetellService]]) -> None:
         self._agents = {
-            agent_id: {_name(service): event_type_id for service, event_type_id in services.items()}
+            agent_id: {_name(name): service for name, service in services.items()}
             for agent_id, services in agents.items()
         }
         self._spelled = {agent_id: sorted(services) for agent_id, services in agents.items()}
@@ -39,9 +45,11 @@ class RetellAgents:
         return bool(self._agents)
 
     def resolve(self, agent_id: str | None, args: Mapping[str, Any]) -> dict[str, Any]:
-        """`args` with `event_type_id` set from the agent's `service`; raises ServiceRefused."""
+        """`args` with `event_type_id` and the service's options set from the agent's `service`
+        (the LLM's own values of CONFIG_ONLY dropped); raises ServiceRefused."""
+        given = {k: v for k, v in args.items() if k not in CONFIG_ONLY}
         if not self.configured:
-            return dict(args)
+            return given
         services = self._agents.get(agent_id or "")
         if services is None:
             raise ServiceRefused("agent_id", f"agent {agent_id!r} is not configured for booking")
@@ -49,8 +57,20 @@ class RetellAgents:
         if not isinstance(service, str) or _name(service) not in services:
             offered = ", ".join(self._spelled[agent_id or ""])
             raise ServiceRefused("service", f"the service must be one of {offered}")
-        resolved = {k: v for k, v in args.items() if k != "event_type_id"}
-        resolved["event_type_id"] = services[_name(service)]
+        chosen = services[_name(service)]
+        resolved = {k: v for k, v in given.items() if k != "event_type_id"}
+        resolved["event_type_id"] = chosen.event_type_id
+        for name in CONFIG_ONLY:
+            value = getattr(chosen, name)
+            if value:
+                resolved[name] = value
+        answers = args.get("booking_fields")
+        if chosen.booking_fields or isinstance(answers, dict):
+            # The configuration's fixed answers, then the caller's.
+            resolved["booking_fields"] = {
+                **chosen.booking_fields,
+                **(answers if isinstance(answers, dict) else {}),
+            }
         return resolved
 
 

@@ -86,6 +86,14 @@ def booking_request(call: RetellCall, args: dict[str, Any]) -> BookingRequest:
         attendee["email"] = args["email"]
     if phone is not None:
         attendee["phone_number"] = phone
+    if args.get("language") is not None:
+        attendee["language"] = args["language"]
+    # Set by the agent's configuration (service/api/retell_agents.py), answers by the caller.
+    carried = {
+        name: args[name]
+        for name in ("booking_fields", "length_in_minutes", "guests", "location")
+        if args.get(name) is not None
+    }
     return BookingRequest.model_validate(
         {
             "call_id": call.call_id,
@@ -93,6 +101,7 @@ def booking_request(call: RetellCall, args: dict[str, Any]) -> BookingRequest:
             "start": _localised(args.get("start"), time_zone),
             "attendee": attendee,
             "metadata": metadata,
+            **carried,
         }
     )
 

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
+from service.booking.attempt import BookingInputError
 from service.calcom.event_types import CalcomEventType, EventTypeSource, UnsupportedKind
 from service.calcom.port import CalcomError
 
@@ -86,3 +87,16 @@ class EventTypeCatalog:
         if event_type is not None and event_type.unsupported_kind is not None:
             raise UnsupportedEventType(event_type_id, event_type.unsupported_kind)
         return event_type
+
+    async def check_bookable(self, event_type_id: int, answered: Collection[str]) -> None:
+        """check_supported, and every custom field the type requires answered.
+
+        Cal.com refuses a create missing a required field with a 400; asking first makes it a
+        refusal of the producer's field, before an attempt is recorded.
+        """
+        event_type = await self.check_supported(event_type_id)
+        for slug in event_type.required_fields if event_type is not None else ():
+            if slug not in answered:
+                raise BookingInputError(
+                    f"booking_fields.{slug}", f"is required by event type {event_type_id}"
+                )

@@ -66,6 +66,19 @@ Phone = Annotated[
 TimeZone = Annotated[str, StringConstraints(max_length=64), AfterValidator(_known_time_zone)]
 
 
+FieldSlug = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+FieldAnswer = (
+    Annotated[str, StringConstraints(max_length=1000)]
+    | bool
+    | int
+    | list[Annotated[str, StringConstraints(max_length=200)]]
+)
+Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[A-Za-z0-9]{2,4})?$")]
+# Fields added after idempotency keys were first stored: left out of the fingerprint while
+# unset, so a producer's retry across the upgrade still matches its key.
+_LATER_FIELDS = ("booking_fields", "length_in_minutes", "guests", "location")
+
+
 class AttendeeIn(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -73,6 +86,7 @@ class AttendeeIn(BaseModel):
     email: Email | None = None
     time_zone: TimeZone
     phone_number: Phone | None = None
+    language: Language | None = None
 
 
 class BookingRequest(BaseModel):
@@ -87,10 +101,22 @@ class BookingRequest(BaseModel):
     metadata: Annotated[dict[str, str], AfterValidator(_calcom_metadata)] = Field(
         default_factory=dict
     )
+    # Passed to Cal.com as given (shared/contracts/README.md, "create a booking"): answers to
+    # the event type's own questions by field slug, a length, guests' e-mails, a location.
+    booking_fields: dict[FieldSlug, FieldAnswer] = Field(default_factory=dict, max_length=50)
+    length_in_minutes: int | None = Field(None, ge=1, le=24 * 60)
+    guests: list[Email] = Field(default_factory=list, max_length=10)
+    location: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = None
 
     def fingerprint(self) -> str:
         """A digest of the parsed body: the same request in any JSON spelling matches."""
-        canonical = orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+        data = self.model_dump(mode="json")
+        for name in _LATER_FIELDS:
+            if data.get(name) in (None, [], {}):
+                del data[name]
+        if data["attendee"].get("language") is None:
+            del data["attendee"]["language"]
+        canonical = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
         return hashlib.sha256(canonical).hexdigest()
 
     def derived_key(self) -> str:

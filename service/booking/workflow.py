@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from events.booking import Attendee, BookingRequested, attempt_stream
+from events.booking import Attendee, BookingOptions, BookingRequested, attempt_stream
 from events.models import NewEvent
 from events.store import Connection, EventStore, ExpectedVersion
 from service.booking import idempotency, phase_writes
@@ -118,10 +118,17 @@ class BookingWorkflow:
             idempotency_key=idempotency_key or request.derived_key(),
             fingerprint=request.fingerprint(),
             requested_at=now,
+            options=BookingOptions(
+                booking_fields=request.booking_fields,
+                length_in_minutes=request.length_in_minutes,
+                language=request.attendee.language,
+                guests=request.guests,
+                location=request.location,
+            ),
         )
         if self._event_types is not None:
             # After our own checks, before the intent: see service/booking/event_kinds.py.
-            await self._event_types.check_supported(request.event_type_id)
+            await self._event_types.check_bookable(request.event_type_id, request.booking_fields)
         return await self._claim(requested, correlation_id)
 
     async def drive(self, claimed: ClaimedAttempt) -> AttemptOutcome:

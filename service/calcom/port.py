@@ -24,6 +24,11 @@ class CreateBooking(BaseModel):
     attendee_email: str | None = None
     attendee_phone_number: str | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
+    attendee_language: str | None = None
+    booking_fields: dict[str, Any] = Field(default_factory=dict)
+    length_in_minutes: int | None = None
+    guests: tuple[str, ...] = ()
+    location: str | None = None
 
     def to_calcom(self) -> dict[str, Any]:
         """The body of `POST /v2/bookings` (cal-api-version 2024-08-13)."""
@@ -32,12 +37,23 @@ class CreateBooking(BaseModel):
             attendee["email"] = self.attendee_email
         if self.attendee_phone_number is not None:
             attendee["phoneNumber"] = self.attendee_phone_number
-        return {
+        if self.attendee_language is not None:
+            attendee["language"] = self.attendee_language
+        body: dict[str, Any] = {
             "start": to_calcom_time(self.start),
             "eventTypeId": self.event_type_id,
             "attendee": attendee,
             "metadata": dict(self.metadata),
         }
+        # Only what was given: Cal.com fills the event type's defaults for the rest.
+        optional = {
+            "bookingFieldsResponses": dict(self.booking_fields) or None,
+            "lengthInMinutes": self.length_in_minutes,
+            "guests": list(self.guests) or None,
+            "location": self.location,
+        }
+        body.update({k: v for k, v in optional.items() if v is not None})
+        return body
 
 
 class CalcomAttendee(BaseModel):

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from service.cli.main import main
-from service.settings import Settings
+from service.settings import RetellService, Settings
 from tests.e2e.conftest import CALL_687, PLAIN, RETURNS_EXISTING, Harness, MakeHarness
 from tests.e2e.signed import RETELL_KEY, post_retell
 
@@ -117,4 +117,4 @@ def test_the_file_is_read_at_start(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     path = tmp_path / "agents.json"
     path.write_text('{"agent_1": {"Beratung": 1002}}')
     monkeypatch.setenv("BOOKING_GUARD_RETELL_AGENTS_FILE", str(path))
-    assert Settings().retell_agents == {"agent_1": {"Beratung": 1002}}
+    assert Settings().retell_agents == {"agent_1": {"Beratung": RetellService(event_type_id=1002)}}

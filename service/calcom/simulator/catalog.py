@@ -55,5 +55,8 @@ def event_type_output(event_type: SimulatedEventType) -> dict[str, Any]:
 
 
 def custom_fields(event_type: SimulatedEventType) -> list[dict[str, Any]]:
-    """The event type's own booking fields (none by default)."""
-    return []
+    """The event type's own required booking fields, as Cal.com lists them."""
+    return [
+        {"type": "textarea", "slug": slug, "label": slug.capitalize(), "required": True}
+        for slug in event_type.required_fields
+    ]

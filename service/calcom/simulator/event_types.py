@@ -2,7 +2,8 @@
 
 Default ids: 1001 round-robin, returns the existing booking (reproduces the incident); 1002 plain,
 a taken slot is a 400; 1003 requires confirmation (bookings are `pending`), returns the existing;
-1011 seated and 1012 recurring (weekly), the kinds booking-guard refuses.
+1011 seated and 1012 recurring (weekly), the kinds booking-guard refuses; 1013 plain with a
+required custom field `reason`.
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ class SimulatedEventType:
     seats_per_time_slot: int | None = None
     # Recurring (weekly): one create books this many occurrences and answers `data: [...]`.
     recurring_occurrences: int | None = None
+    # Custom booking fields (their slugs) a create must answer in bookingFieldsResponses.
+    required_fields: tuple[str, ...] = ()
 
 
 INCIDENT_EVENT_TYPE_ID = 1001
@@ -58,6 +61,8 @@ CONFIRMATION_EVENT_TYPE_ID = 1003
 # Kinds booking-guard refuses to book (it cannot guard them): see service/calcom/event_types.py.
 SEATED_EVENT_TYPE_ID = 1011
 RECURRING_EVENT_TYPE_ID = 1012
+# A plain type with a required question of its own ("reason").
+INTAKE_EVENT_TYPE_ID = 1013
 
 DEFAULT_EVENT_TYPES = (
     SimulatedEventType(
@@ -99,5 +104,13 @@ DEFAULT_EVENT_TYPES = (
         "plain",
         SimulatedHost(112, "Coaching Host", "coaching-host", "coaching-host@example.com"),
         recurring_occurrences=4,
+    ),
+    SimulatedEventType(
+        INTAKE_EVENT_TYPE_ID,
+        "consultation-with-intake",
+        "Consultation with intake",
+        "plain",
+        SimulatedHost(113, "Intake Host", "intake-host", "intake-host@example.com"),
+        required_fields=("reason",),
     ),
 )

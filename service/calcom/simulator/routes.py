@@ -132,6 +132,12 @@ async def _run(sim: Simulator, request: web.Request, action: Action, body: Any) 
 async def _create(sim: Simulator, request: web.Request, body: Any) -> web.Response:
     parsed = parse_create(body)
     event_type = sim.ledger.event_types.get(parsed.event_type_id or 0)
+    for slug in event_type.required_fields if event_type is not None else ():
+        answer = parsed.booking_fields_responses.get(slug)
+        if answer is None or answer == "":
+            # Cal.com checks the responses against the event type's booking fields and
+            # refuses the whole booking naming the field.
+            raise bad_request(f"bookingFieldsResponses.{slug}: error_required_field")
     if event_type is not None and event_type.recurring_occurrences:
         # A recurring type books every occurrence at once and answers with the list.
         bookings = [
