@@ -164,3 +164,36 @@ async def test_client_requests_match_calcom_schemas(
             assert recorded.headers.get(header["name"]) == "2024-08-13", header["name"]
     assert find.headers["cal-api-version"] == "2024-08-13"
     assert find.headers["Authorization"] == "Bearer cal_test"
+
+
+async def test_a_create_with_every_option_matches_calcoms_schema(
+    server: TestServer, sim: CalcomSimulator
+) -> None:
+    origin = str(server.make_url("/")).rstrip("/")
+    full = request("Hansi Sputer", "call_687", phone="+491701234567").model_copy(
+        update={
+            "event_type_id": PLAIN_EVENT_TYPE_ID,
+            "attendee_language": "de",
+            "booking_fields": {"reason": "Knee pain"},
+            "length_in_minutes": 45,
+            "guests": ("partner@example.com",),
+            "location": "Praxis, Hauptstraße 1",
+        }
+    )
+    async with HttpCalcomClient(api_key="cal_test", base_url=origin) as calcom:
+        booked = await calcom.create_booking(full)
+
+    (create,) = sim.requests
+    assert problems(component("CreateBookingInput_2024_08_13"), create.body) == []
+    assert set(create.body) == {
+        "start",
+        "eventTypeId",
+        "attendee",
+        "metadata",
+        "bookingFieldsResponses",
+        "lengthInMinutes",
+        "guests",
+        "location",
+    }
+    assert booked.end is not None and booked.start is not None
+    assert booked.end - booked.start == timedelta(minutes=45)
