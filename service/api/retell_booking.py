@@ -213,6 +213,12 @@ def spoken(
             "result": "failed",
             "message": "The calendar could not take this booking. Please offer another time.",
         }
+    if outcome.reason == "calcom_rate_limited":
+        return {
+            **body,
+            "result": "try_again",
+            "message": "The calendar is busy right now. Please try again in a minute.",
+        }
     if outcome.reason == "calcom_auth_failed":
         # Not "did not answer in time": the calendar refused us, and nothing false is said.
         return {

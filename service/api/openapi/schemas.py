@@ -160,6 +160,9 @@ _RETELL_ANSWER: Schema = {
                 "invalid",
                 "conflict",
                 "pending",
+                "unsupported",
+                "available",
+                "none",
             ]
         },
         "message": {"type": "string"},
@@ -167,6 +170,16 @@ _RETELL_ANSWER: Schema = {
         "appointment_id": {"type": "string", "format": "uuid"},
         "start": {"type": "string", "format": "date-time"},
         "invalid_args": {"type": "array", "items": {"type": "string"}},
+        "alternatives": {
+            "description": "slot_taken: free times nearby, in the caller's local time",
+            "type": "array",
+            "items": ref("Slot"),
+        },
+        "slots": {
+            "description": "check_availability: free times, in the caller's local time",
+            "type": "array",
+            "items": ref("Slot"),
+        },
     },
     "required": ["result", "message"],
 }
