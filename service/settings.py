@@ -146,6 +146,14 @@ class Settings(BaseSettings):
             return [token.strip() for token in value.split(",") if token.strip()]
         return value
 
+    @field_validator("calcom_rate_limit", mode="before")
+    @classmethod
+    def _per_minute(cls, value: object) -> object:
+        # "120" and "120/min" both mean 120 requests a minute, Cal.com's own unit.
+        if isinstance(value, str) and value.strip().lower().endswith("/min"):
+            return value.strip()[: -len("/min")].strip()
+        return value
+
     @field_validator("retell_agents", mode="before")
     @classmethod
     def _agents_json(cls, value: object) -> object:

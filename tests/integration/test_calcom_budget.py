@@ -10,6 +10,8 @@ import pytest
 from service.booking.calcom_budget import SharedCalcomBudget, key_hash
 from service.booking.clock import FakeClock
 from service.calcom.rate_limit import Announcement, CalcomRateLimited
+from service.cli.main import main
+from service.settings import Settings
 
 KEY = "cal_live_budget_test_key"
 
@@ -73,3 +75,19 @@ async def test_the_limit_follows_what_calcom_announces(db: asyncpg.Pool, clock: 
         await budget.take()
     with pytest.raises(CalcomRateLimited):
         await budget.take()
+
+
+@pytest.mark.parametrize(("text", "limit"), [("120", 120), ("90/min", 90), ("0", 0)])
+def test_the_setting_is_requests_a_minute(
+    monkeypatch: pytest.MonkeyPatch, text: str, limit: int
+) -> None:
+    monkeypatch.setenv("BOOKING_GUARD_CALCOM_RATE_LIMIT", text)
+    assert Settings().calcom_rate_limit == limit
+
+
+def test_a_bad_limit_stops_the_process_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("BOOKING_GUARD_CALCOM_RATE_LIMIT", "lots")
+    assert main(["serve"]) == 2
+    assert "BOOKING_GUARD_CALCOM_RATE_LIMIT" in capsys.readouterr().err
