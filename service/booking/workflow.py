@@ -30,7 +30,7 @@ from service.booking.attempt import (
     plus_address,
 )
 from service.booking.clock import Clock
-from service.booking.event_kinds import EventTypeCatalog
+from service.booking.event_kinds import EventTypeCatalog, UnsupportedEventType
 from service.booking.guards import Guard, run_guards
 from service.booking.models import AttemptOutcome, BookingRequest
 from service.booking.outcomes import Observer, OutcomeRecorder
@@ -128,7 +128,20 @@ class BookingWorkflow:
         )
         if self._event_types is not None:
             # After our own checks, before the intent: see service/booking/event_kinds.py.
-            await self._event_types.check_bookable(request.event_type_id, request.booking_fields)
+            try:
+                await self._event_types.check_bookable(
+                    request.event_type_id, request.booking_fields
+                )
+            except (UnsupportedEventType, BookingInputError):
+                # A key that already has its answer keeps it (invariant 5), even when the
+                # event type changed kind since.
+                async with self._pool.acquire() as conn:
+                    stored = await idempotency.finished_answer(
+                        conn, requested.idempotency_key, fingerprint=requested.fingerprint
+                    )
+                if stored is None:
+                    raise
+                return BookingResult(AttemptOutcome.model_validate(stored), True)
         return await self._claim(requested, correlation_id)
 
     async def drive(self, claimed: ClaimedAttempt) -> AttemptOutcome:

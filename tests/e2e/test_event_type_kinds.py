@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -82,3 +83,22 @@ async def test_the_simulator_needs_the_event_types_api_version(harness: Harness)
     data = (await right.json())["data"]
     assert data["seats"]["seatsPerTimeSlot"] == 8
     assert data["recurrence"] is None
+
+
+async def test_a_key_keeps_its_answer_when_the_event_type_turns_seated_later(
+    harness: Harness,
+) -> None:
+    # Booked while Cal.com could not tell the kind (so nothing was cached), then the operator
+    # makes the type seated: the producer's retry of that key still gets its booking.
+    harness.simulator.add_faults("503@event_type", "503@event_type", "503@event_type")
+    body = attempt_body(event_type_id=PLAIN)
+    status, first = await harness.book(body, **{"Idempotency-Key": "k-turned"})
+    assert status == 201, first
+    plain = harness.simulator.ledger.event_types[PLAIN]
+    harness.simulator.ledger.event_types[PLAIN] = replace(plain, seats_per_time_slot=4)
+
+    status, again = await harness.book(body, **{"Idempotency-Key": "k-turned"})
+    assert status == 201, again
+    assert again == first
+    status, other = await harness.book(attempt_body("call_new", event_type_id=PLAIN))
+    assert status == 422 and other["error"] == "unsupported_event_type"
