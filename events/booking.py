@@ -23,6 +23,19 @@ class Attendee(BaseModel):
     phone_number: str | None = None
 
 
+class BookingOptions(BaseModel):
+    """What else the booking carries to Cal.com: answers to the event type's own questions, a
+    length, the attendee's language, guests, a location (empty: none of them)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    booking_fields: dict[str, Any] = {}
+    length_in_minutes: int | None = None
+    language: str | None = None
+    guests: list[str] = []
+    location: str | None = None
+
+
 @register
 class BookingRequested(Event):
     """Intent: recorded before Cal.com is called."""
@@ -39,6 +52,7 @@ class BookingRequested(Event):
     fingerprint: str
     retry_of: uuid.UUID | None = None
     requested_at: datetime
+    options: BookingOptions = BookingOptions()
 
 
 @register

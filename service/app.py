@@ -35,26 +35,35 @@ from service.api.keys import (
     PROJECTORS,
     RECONCILER,
     RECOVERY,
+    RETELL_AGENTS,
     SETTINGS,
+    SLOT_FINDER,
     STORE,
     WORKFLOW,
 )
 from service.api.openapi.document import add_openapi_route
 from service.api.operations import add_operations_routes
+from service.api.retell_agents import RetellAgents
+from service.api.slots import add_slot_routes
 from service.api.telemetry import telemetry
 from service.api.webhooks_calcom import add_calcom_routes
 from service.api.webhooks_retell import add_retell_routes
+from service.booking.alternatives import SlotFinder
 from service.booking.appointment_lookup import PoolAppointmentLookup
 from service.booking.background import BackgroundAttempts
+from service.booking.calcom_budget import SharedCalcomBudget
 from service.booking.calcom_changes import CalcomChanges
 from service.booking.clock import Clock, SystemClock
+from service.booking.event_kinds import EventTypeCatalog
 from service.booking.guards import default_guards
 from service.booking.models import AttemptOutcome
 from service.booking.orphans import Orphans
 from service.booking.reconciler import Reconciler
 from service.booking.recovery import Parking, RecoveryLoop
 from service.booking.workflow import BookingWorkflow
+from service.calcom.event_types import EventTypeSource
 from service.calcom.port import CalcomClient
+from service.calcom.slots import SlotSource
 from service.calcom.wiring import open_calcom
 from service.ops.metrics import Metrics
 from service.settings import Settings
@@ -122,6 +131,12 @@ def create_app(
     clock = clock or SystemClock()
     app[CLOCK] = clock
     metrics = app[METRICS] = Metrics()
+    app[RETELL_AGENTS] = RetellAgents(settings.retell_agents)
+    if settings.retell_api_key is not None and not settings.retell_agents:
+        log.warning(
+            "BOOKING_GUARD_RETELL_AGENTS is not set: Retell functions book the event_type_id the "
+            "LLM passes; configure each agent's services to take it from the agent instead"
+        )
 
     def observe_outcome(outcome: AttemptOutcome) -> None:
         metrics.observe_outcome(outcome.status, outcome.guard, outcome.reason)
@@ -143,13 +158,23 @@ def create_app(
 
     async def calcom_client(app: web.Application) -> AsyncIterator[None]:
         api_key = settings.calcom_api_key
+        key = api_key.get_secret_value() if api_key is not None else None
+        budget = (
+            SharedCalcomBudget(
+                app[POOL], api_key=key, limit=settings.calcom_rate_limit, clock=clock
+            )
+            if key is not None and settings.calcom_rate_limit > 0
+            else None
+        )
         async with open_calcom(
-            api_key=api_key.get_secret_value() if api_key is not None else None,
+            api_key=key,
             base_url=settings.calcom_base_url,
             given=calcom,
             on_request=metrics.observe_calcom,
+            budget=budget,
         ) as client:
             lookup = PoolAppointmentLookup(app[POOL])
+            app[SLOT_FINDER] = SlotFinder(client if isinstance(client, SlotSource) else None, clock)
             guards = (
                 default_guards(
                     max_age=timedelta(seconds=settings.freshness_max_age_seconds), lookup=lookup
@@ -176,6 +201,9 @@ def create_app(
                 fallback_email=settings.fallback_email,
                 in_flight_grace=timedelta(seconds=settings.recovery_grace_seconds),
                 observer=observe_outcome,
+                event_types=EventTypeCatalog(client)
+                if isinstance(client, EventTypeSource)
+                else None,
                 orphans=orphans,
                 orphan_grace=orphan_grace,
             )
@@ -235,6 +263,7 @@ def create_app(
     app.cleanup_ctx.append(recovery_loop)
     add_operations_routes(app)
     add_booking_routes(app)
+    add_slot_routes(app)
     add_audit_routes(app)
     add_retell_routes(app)
     add_calcom_routes(app)

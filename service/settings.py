@@ -5,16 +5,21 @@ from __future__ import annotations
 import ipaddress
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
+import orjson
 import platformdirs
 from pydantic import (
     AliasChoices,
+    BaseModel,
+    ConfigDict,
     Field,
     SecretStr,
+    TypeAdapter,
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -32,6 +37,61 @@ FALLBACK_MAILBOX = re.compile(
 
 # Field name → the environment variable a person sets: errors name what they can change.
 ENV_NAMES: dict[str, str] = {}
+
+_AGENTS_SHAPE = (
+    'expected {"<agent_id>": {"<service name>": <event type id> | {"event_type_id", '
+    '"length_in_minutes"?, "location"?, "language"?, "guests"?, "booking_fields"?}}}'
+)
+
+
+class RetellService(BaseModel):
+    """One service a Retell agent offers: its event type and what its bookings carry."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_type_id: int = Field(gt=0, lt=2**63)
+    length_in_minutes: int | None = Field(None, ge=1, le=24 * 60)
+    location: str | None = Field(None, min_length=1, max_length=500)
+    language: str | None = Field(None, pattern=r"^[a-z]{2}(-[A-Za-z0-9]{2,4})?$")
+    guests: list[str] = Field(default_factory=list, max_length=10)
+    booking_fields: dict[str, Any] = Field(default_factory=dict)
+
+
+Agents = dict[str, dict[str, RetellService]]
+
+
+def _agents_from_json(text: str, name: str) -> object:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as e:
+        raise ValueError(f"{name} is not JSON ({e}); {_AGENTS_SHAPE}") from e
+
+
+def _services_as_objects(value: object) -> object:
+    """`{"Beratung": 1001}` is short for `{"Beratung": {"event_type_id": 1001}}`."""
+    if not isinstance(value, dict):
+        return value
+    return {
+        agent: {
+            name: {"event_type_id": service} if isinstance(service, int) else service
+            for name, service in services.items()
+        }
+        if isinstance(services, dict)
+        else services
+        for agent, services in value.items()
+    }
+
+
+def _checked_agents(agents: Agents, name: str) -> Agents:
+    for agent_id, services in agents.items():
+        if not agent_id or not services:
+            raise ValueError(
+                f"{name}: agent {agent_id!r} needs at least one service; {_AGENTS_SHAPE}"
+            )
+        for service in services:
+            if not service.strip():
+                raise ValueError(f"{name}: agent {agent_id!r} has a service without a name")
+    return agents
 
 
 def _env(name: str) -> AliasChoices:
@@ -73,6 +133,10 @@ class Settings(BaseSettings):
     retell_api_key: SecretStr | None = Field(None, validation_alias=_env("RETELL_API_KEY"))
     calcom_webhook_secret: SecretStr | None = Field(
         None, validation_alias=_env("CALCOM_WEBHOOK_SECRET")
+    )
+    # Requests a minute per Cal.com key, until Cal.com announces its own; 0: no limiter.
+    calcom_rate_limit: int = Field(
+        120, ge=0, validation_alias=_env("BOOKING_GUARD_CALCOM_RATE_LIMIT")
     )
     freshness_max_age_seconds: float = Field(
         30.0, ge=0, validation_alias=_env("BOOKING_GUARD_FRESHNESS_MAX_AGE_SECONDS")
@@ -116,6 +180,13 @@ class Settings(BaseSettings):
         30.0, gt=0, validation_alias=_env("BOOKING_GUARD_BODY_TIMEOUT_SECONDS")
     )
     max_connections: int = Field(1000, ge=1, validation_alias=_env("BOOKING_GUARD_MAX_CONNECTIONS"))
+    # Which event type each Retell agent's services book: {"<agent_id>": {"Beratung": 1001}}.
+    retell_agents: Annotated[dict[str, dict[str, RetellService]], NoDecode] = Field(
+        default_factory=dict, validation_alias=_env("BOOKING_GUARD_RETELL_AGENTS")
+    )
+    retell_agents_file: Path | None = Field(
+        None, validation_alias=_env("BOOKING_GUARD_RETELL_AGENTS_FILE")
+    )
 
     @field_validator("api_tokens", mode="before")
     @classmethod
@@ -153,6 +224,46 @@ class Settings(BaseSettings):
                 "termin@example.com"
             )
         return value
+
+    @field_validator("calcom_rate_limit", mode="before")
+    @classmethod
+    def _per_minute(cls, value: object) -> object:
+        # "120" and "120/min" both mean 120 requests a minute, Cal.com's own unit.
+        if isinstance(value, str) and value.strip().lower().endswith("/min"):
+            return value.strip()[: -len("/min")].strip()
+        return value
+
+    @field_validator("retell_agents", mode="before")
+    @classmethod
+    def _agents_json(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = _agents_from_json(value, "BOOKING_GUARD_RETELL_AGENTS")
+        return _services_as_objects(value)
+
+    @field_validator("retell_agents")
+    @classmethod
+    def _agents_valid(cls, value: Agents) -> Agents:
+        return _checked_agents(value, "BOOKING_GUARD_RETELL_AGENTS")
+
+    @model_validator(mode="after")
+    def _agents_file(self) -> Settings:
+        path = self.retell_agents_file
+        if path is None:
+            return self
+        name = "BOOKING_GUARD_RETELL_AGENTS_FILE"
+        if self.retell_agents:
+            raise ValueError(f"set BOOKING_GUARD_RETELL_AGENTS or {name}, not both")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise ValueError(f"{name}: cannot read {path}: {e}") from e
+        agents = _services_as_objects(_agents_from_json(text, name))
+        try:
+            parsed = TypeAdapter(Agents).validate_python(agents)
+        except ValidationError as e:
+            raise ValueError(f"{name}: {_AGENTS_SHAPE}: {e}") from e
+        self.retell_agents = _checked_agents(parsed, name)
+        return self
 
     @field_validator("calcom_base_url")
     @classmethod

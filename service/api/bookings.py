@@ -13,10 +13,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from projections import appointments
 from service.api.bodies import parse_json, read_body
 from service.api.errors import error_response, validation_detail
-from service.api.keys import POOL, WORKFLOW
+from service.api.keys import POOL, SLOT_FINDER, WORKFLOW
 from service.api.outcomes import http_status
 from service.api.respond_async import prefers_async
 from service.api.respond_async import submit as submit_async
+from service.api.slots import alternatives_for
 from service.booking.instants import Instant, check_representable
 from service.booking.models import Appointment, BookingRequest
 
@@ -61,8 +62,13 @@ async def create_attempt(request: web.Request) -> web.Response:
     headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
     status = http_status(outcome)
     if outcome.status == "failed" and outcome.retryable:
-        headers["Retry-After"] = "5"
-    return json_response(outcome.body(), status=status, headers=headers)
+        headers["Retry-After"] = str(_retry_after(outcome.detail))
+    answer = outcome.body()
+    if outcome.status == "rejected":
+        answer["alternatives"] = await alternatives_for(
+            request.app[SLOT_FINDER], body.event_type_id, body.start
+        )
+    return json_response(answer, status=status, headers=headers)
 
 
 async def get_attempt(request: web.Request) -> web.Response:
@@ -119,6 +125,12 @@ async def get_appointment(request: web.Request) -> web.Response:
 def _appointment(row: dict[str, Any]) -> dict[str, Any]:
     model = Appointment.model_validate({**row, "start": row["start_at"], "end": row["end_at"]})
     return model.model_dump(mode="json")
+
+
+def _retry_after(detail: Any) -> int:
+    """Cal.com's own reset when the failure carries one (a rate limit), else 5 s."""
+    wait = detail.get("retry_after_seconds") if isinstance(detail, dict) else None
+    return wait if isinstance(wait, int) and wait > 0 else 5
 
 
 def _uuid(text: str, name: str) -> uuid.UUID:

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from events.errors import TRANSIENT_DATABASE_ERRORS
 from service.booking.attempt import AttemptInFlight, BookingInputError, IdempotencyKeyReused
+from service.booking.event_kinds import UnsupportedEventType
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,12 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return error_response(422, "invalid_request", validation_detail(e))
     except BookingInputError as e:
         return error_response(422, "invalid_request", [{"field": e.field, "message": e.message}])
+    except UnsupportedEventType as e:
+        return error_response(
+            422,
+            "unsupported_event_type",
+            {"event_type_id": e.event_type_id, "kind": e.kind, "message": str(e)},
+        )
     except IdempotencyKeyReused as e:
         return error_response(422, "idempotency_key_reused", str(e))
     except AttemptInFlight as e:

@@ -7,6 +7,8 @@ from aiohttp import web
 
 from events.store import EventStore
 from projections.projectors import Projectors
+from service.api.retell_agents import RetellAgents
+from service.booking.alternatives import SlotFinder
 from service.booking.background import BackgroundAttempts
 from service.booking.calcom_changes import CalcomChanges
 from service.booking.clock import Clock
@@ -28,3 +30,5 @@ BACKGROUND_ATTEMPTS = web.AppKey("background_attempts", BackgroundAttempts)
 RECOVERY = web.AppKey("recovery", RecoveryLoop)
 RECONCILER = web.AppKey("reconciler", Reconciler)
 CALCOM_CHANGES = web.AppKey("calcom_changes", CalcomChanges)
+SLOT_FINDER = web.AppKey("slot_finder", SlotFinder)
+RETELL_AGENTS = web.AppKey("retell_agents", RetellAgents)

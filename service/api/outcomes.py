@@ -10,8 +10,13 @@ from typing import Final
 
 from service.booking.models import AttemptOutcome
 
-# Retryable failures by reason: Cal.com rate-limited us, timed out, or answered with an error.
-_FAILED_RETRYABLE: Final = {"calcom_rate_limited": 503, "calcom_timeout": 504}
+# Retryable failures by reason: Cal.com rate-limited us, timed out, refused our key (a bad
+# gateway: the fault is between us and Cal.com, not in the producer's request), or erred.
+_FAILED_RETRYABLE: Final = {
+    "calcom_rate_limited": 503,
+    "calcom_timeout": 504,
+    "calcom_auth_failed": 502,
+}
 
 
 def http_status(outcome: AttemptOutcome) -> int:

@@ -3,19 +3,25 @@ outcome as one short sentence the agent can say (Retell hands the body to its LL
 
 from __future__ import annotations
 
-import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from service.api.retell_speech import local_slots, say_day, say_times
+from service.booking.alternatives import SlotFinder
 from service.booking.attempt import AttemptInFlight, BookingInputError, IdempotencyKeyReused
+from service.booking.event_kinds import UnsupportedEventType
 from service.booking.field_types import UpstreamInt
-from service.booking.models import PHONE_PATTERN, AttemptOutcome, BookingRequest, CallId
+from service.booking.models import AttemptOutcome, BookingRequest, CallId
 from service.booking.workflow import BookingWorkflow
+from service.calcom.phones import e164
 
 BOOKING_FUNCTIONS = frozenset({"book_appointment"})
+# The intent's metadata key noting a caller id that was left out.
+CALLER_ID_NOTE = "caller_id_note"
 # The request's field names as the agent's function arguments spell them.
 _ARG_NAMES = {
     "attendee.name": "name",
@@ -66,16 +72,29 @@ def booking_request(call: RetellCall, args: dict[str, Any]) -> BookingRequest:
     """The booking request the arguments describe; raises pydantic's ValidationError."""
     time_zone = args.get("time_zone")
     phone = args.get("phone")
-    if phone is None and call.from_number and re.fullmatch(PHONE_PATTERN, call.from_number):
-        phone = call.from_number
+    metadata = {"source": "retell"}
+    if call.agent_id:
+        metadata["retell_agent_id"] = call.agent_id
+    if phone is None and call.from_number:
+        phone = e164(call.from_number)
+        if phone is None:
+            # A caller id Cal.com would refuse (`+266696687`: the right shape, no such number)
+            # would cost the whole booking a 400; leave it out and book by e-mail, and say so
+            # on the intent (its metadata is in the audit and on the Cal.com booking).
+            metadata[CALLER_ID_NOTE] = "caller id is not a valid phone number; left out"
     attendee: dict[str, Any] = {"name": args.get("name"), "time_zone": time_zone}
     if args.get("email") is not None:
         attendee["email"] = args["email"]
     if phone is not None:
         attendee["phone_number"] = phone
-    metadata = {"source": "retell"}
-    if call.agent_id:
-        metadata["retell_agent_id"] = call.agent_id
+    if args.get("language") is not None:
+        attendee["language"] = args["language"]
+    # Set by the agent's configuration (service/api/retell_agents.py), answers by the caller.
+    carried = {
+        name: args[name]
+        for name in ("booking_fields", "length_in_minutes", "guests", "location")
+        if args.get(name) is not None
+    }
     return BookingRequest.model_validate(
         {
             "call_id": call.call_id,
@@ -83,6 +102,7 @@ def booking_request(call: RetellCall, args: dict[str, Any]) -> BookingRequest:
             "start": _localised(args.get("start"), time_zone),
             "attendee": attendee,
             "metadata": metadata,
+            **carried,
         }
     )
 
@@ -144,7 +164,7 @@ def _invalid(fields: list[str], reason: str | None = None) -> dict[str, Any]:
 
 
 async def answer_booking_call(
-    workflow: BookingWorkflow, call: RetellCall, args: dict[str, Any]
+    workflow: BookingWorkflow, slots: SlotFinder, call: RetellCall, args: dict[str, Any]
 ) -> dict[str, Any]:
     """Book what the function call asks for and say how it went."""
     problem = local_time_problem(args.get("start"), args.get("time_zone"))
@@ -159,6 +179,12 @@ async def answer_booking_call(
         result = await workflow.book(request, correlation_id=call.call_id)
     except BookingInputError as e:
         return _invalid([e.field], f"The {_ARG_NAMES.get(e.field, e.field)} {e.message}")
+    except UnsupportedEventType as e:
+        return {
+            "result": "unsupported",
+            "message": f"This appointment type ({e.kind}) cannot be booked by phone. "
+            "Please offer to have someone call the caller back.",
+        }
     except IdempotencyKeyReused:
         return {
             "result": "conflict",
@@ -170,11 +196,23 @@ async def answer_booking_call(
             "result": "pending",
             "message": "I am still booking that time. Please wait a moment and try again.",
         }
-    return spoken(result.outcome, request.attendee.time_zone)
+    alternatives: list[datetime] = []
+    if result.outcome.status == "rejected":
+        # Looked up now, for this answer and Retell's retries of it alike.
+        alternatives = await slots.alternatives(request.event_type_id, request.start)
+    return spoken(
+        result.outcome, request.attendee.time_zone, alternatives=alternatives, wanted=request.start
+    )
 
 
-def spoken(outcome: AttemptOutcome, time_zone: str) -> dict[str, Any]:
-    """The outcome as Retell's LLM should hear it."""
+def spoken(
+    outcome: AttemptOutcome,
+    time_zone: str,
+    *,
+    alternatives: Sequence[datetime] = (),
+    wanted: datetime | None = None,
+) -> dict[str, Any]:
+    """The outcome as Retell's LLM should hear it; a refusal names free times nearby."""
     body: dict[str, Any] = {"attempt_id": str(outcome.attempt_id)}
     if outcome.status == "confirmed" and outcome.appointment is None:
         return {**body, "result": "confirmed", "message": "That booking is confirmed."}
@@ -183,7 +221,7 @@ def spoken(outcome: AttemptOutcome, time_zone: str) -> dict[str, Any]:
         return {
             **body,
             "result": "confirmed",
-            "message": f"Booked for {when:%A} {when.day} {when:%B} at {when:%H:%M}.",
+            "message": f"Booked for {say_day(when)} at {when:%H:%M}.",
             "appointment_id": str(outcome.appointment.appointment_id),
             "start": when.isoformat(),
         }
@@ -203,17 +241,43 @@ def spoken(outcome: AttemptOutcome, time_zone: str) -> dict[str, Any]:
             "result": outcome.status,
             "message": "That booking is no longer held. Please offer the caller another time.",
         }
+    if outcome.status == "rejected" and alternatives:
+        on = wanted.astimezone(ZoneInfo(time_zone)).date() if wanted is not None else None
+        times = say_times(alternatives, time_zone, on=on)
+        verb = "is" if len(alternatives) == 1 else "are"
+        return {
+            **body,
+            "result": "slot_taken",
+            "message": "That time is not available. Please offer the caller another time: "
+            f"{times} {verb} free.",
+            "alternatives": local_slots(alternatives, time_zone),
+        }
     if outcome.status == "rejected":
         return {
             **body,
             "result": "slot_taken",
             "message": "That time is not available. Please offer the caller another time.",
+            "alternatives": [],
         }
     if outcome.status == "failed" and not outcome.retryable:
         return {
             **body,
             "result": "failed",
             "message": "The calendar could not take this booking. Please offer another time.",
+        }
+    if outcome.reason == "calcom_rate_limited":
+        return {
+            **body,
+            "result": "try_again",
+            "message": "The calendar is busy right now. Please try again in a minute.",
+        }
+    if outcome.reason == "calcom_auth_failed":
+        # Not "did not answer in time": the calendar refused us, and nothing false is said.
+        return {
+            **body,
+            "result": "try_again",
+            "message": "The calendar cannot take bookings right now. Please tell the caller "
+            "we will confirm the appointment later.",
         }
     return {
         **body,

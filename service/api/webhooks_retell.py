@@ -27,7 +27,9 @@ from events.models import EventMetadata, NewEvent
 from events.store import ExpectedVersion
 from service.api.bodies import WEBHOOK_MAX_BODY_BYTES, parse_json, read_signed
 from service.api.errors import error_response
-from service.api.keys import CLOCK, SETTINGS, STORE, WORKFLOW
+from service.api.keys import CLOCK, RETELL_AGENTS, SETTINGS, SLOT_FINDER, STORE, WORKFLOW
+from service.api.retell_agents import ServiceRefused
+from service.api.retell_availability import AVAILABILITY_FUNCTION, answer_availability_call
 from service.api.retell_booking import (
     BOOKING_FUNCTIONS,
     RetellCall,
@@ -91,15 +93,29 @@ async def retell_webhook(request: web.Request) -> web.StreamResponse:
 
 
 async def _function_call(request: web.Request, function_call: RetellFunctionCall) -> web.Response:
-    if function_call.name not in BOOKING_FUNCTIONS:
+    known = BOOKING_FUNCTIONS | {AVAILABILITY_FUNCTION}
+    if function_call.name not in known:
         return error_response(
             422,
             "unknown_function",
-            f"function {function_call.name!r} is not one of {sorted(BOOKING_FUNCTIONS)}",
+            f"function {function_call.name!r} is not one of {sorted(known)}",
         )
-    answer = await answer_booking_call(
-        request.app[WORKFLOW], function_call.call, function_call.args
-    )
+    call = function_call.call
+    try:
+        args = request.app[RETELL_AGENTS].resolve(call.agent_id, function_call.args)
+    except ServiceRefused as e:
+        answer: dict[str, object] = {
+            "result": "invalid",
+            "message": f"{e.message[0].upper()}{e.message[1:]}. "
+            "Please check with the caller and try again.",
+            "invalid_args": [e.field],
+        }
+        return web.Response(body=orjson.dumps(answer), content_type="application/json")
+    slots = request.app[SLOT_FINDER]
+    if function_call.name == AVAILABILITY_FUNCTION:
+        answer = await answer_availability_call(slots, args)
+    else:
+        answer = await answer_booking_call(request.app[WORKFLOW], slots, call, args)
     return web.Response(body=orjson.dumps(answer), content_type="application/json")
 
 

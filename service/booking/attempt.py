@@ -78,6 +78,11 @@ class Attempt:
             attendee_email=r.attendee.email,
             attendee_phone_number=r.attendee.phone_number,
             metadata={**r.metadata, "call_id": r.call_id, "attempt_id": str(self.attempt_id)},
+            attendee_language=r.options.language,
+            booking_fields=r.options.booking_fields,
+            length_in_minutes=r.options.length_in_minutes,
+            guests=tuple(r.options.guests),
+            location=r.options.location,
         )
 
 

@@ -31,6 +31,11 @@ SELECT key, fingerprint, attempt_id, status, response_body, locked_at, first_cal
   FROM idempotency_keys WHERE key = $1 FOR UPDATE
 """
 
+_FINISHED_ANSWER = """
+SELECT response_body FROM idempotency_keys
+ WHERE key = $1 AND fingerprint = $2 AND status = 'finished' AND response_body IS NOT NULL
+"""
+
 _TAKE_OVER = "UPDATE idempotency_keys SET holder = $2, locked_at = $3 WHERE key = $1"
 
 # Recovery's take-over counts as one try (service/booking/parking.py parks after too many).
@@ -117,6 +122,14 @@ async def lock(connection: Connection, key: str) -> KeyRow:
         first_called_at=row["first_called_at"],
         attempt_ids=tuple(row["attempt_ids"]),
     )
+
+
+async def finished_answer(
+    connection: Connection, key: str, *, fingerprint: str
+) -> dict[str, Any] | None:
+    """The stored answer of a finished key for this very request, without locking it."""
+    body = await connection.fetchval(_FINISHED_ANSWER, key, fingerprint)
+    return body if isinstance(body, dict) else None
 
 
 async def take_over(connection: Connection, key: str, *, holder: str, now: datetime) -> None:

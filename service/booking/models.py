@@ -20,6 +20,7 @@ from pydantic import (
 
 from service.booking.field_types import PositiveId
 from service.booking.instants import Instant
+from service.calcom.phones import MAX_PHONE_TEXT, e164
 
 # Cal.com allows 50 metadata keys; booking-guard adds call_id and attempt_id.
 MAX_METADATA_KEYS = 48
@@ -35,6 +36,14 @@ def _known_time_zone(value: str) -> str:
     except (ZoneInfoNotFoundError, ValueError) as e:
         raise ValueError(f"unknown IANA time zone {value!r}") from e
     return value
+
+
+def _phone(value: str) -> str:
+    # Checked as Cal.com checks it (service/calcom/phones.py) and sent in E.164.
+    normalised = e164(value)
+    if normalised is None:
+        raise ValueError("is not a valid phone number in international form (+<country><number>)")
+    return normalised
 
 
 def _calcom_metadata(value: dict[str, str]) -> dict[str, str]:
@@ -53,8 +62,23 @@ def _calcom_metadata(value: dict[str, str]) -> dict[str, str]:
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 CallId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
 Email = Annotated[str, StringConstraints(max_length=320, pattern=EMAIL_PATTERN)]
-Phone = Annotated[str, StringConstraints(pattern=PHONE_PATTERN)]
+Phone = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=MAX_PHONE_TEXT), AfterValidator(_phone)
+]
 TimeZone = Annotated[str, StringConstraints(max_length=64), AfterValidator(_known_time_zone)]
+
+
+FieldSlug = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+FieldAnswer = (
+    Annotated[str, StringConstraints(max_length=1000)]
+    | bool
+    | int
+    | list[Annotated[str, StringConstraints(max_length=200)]]
+)
+Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[A-Za-z0-9]{2,4})?$")]
+# Fields added after idempotency keys were first stored: left out of the fingerprint while
+# unset, so a producer's retry across the upgrade still matches its key.
+_LATER_FIELDS = ("booking_fields", "length_in_minutes", "guests", "location")
 
 
 class AttendeeIn(BaseModel):
@@ -64,6 +88,7 @@ class AttendeeIn(BaseModel):
     email: Email | None = None
     time_zone: TimeZone
     phone_number: Phone | None = None
+    language: Language | None = None
 
 
 class BookingRequest(BaseModel):
@@ -78,21 +103,38 @@ class BookingRequest(BaseModel):
     metadata: Annotated[dict[str, str], AfterValidator(_calcom_metadata)] = Field(
         default_factory=dict
     )
+    # Passed to Cal.com as given (shared/contracts/README.md, "create a booking"): answers to
+    # the event type's own questions by field slug, a length, guests' e-mails, a location.
+    booking_fields: dict[FieldSlug, FieldAnswer] = Field(default_factory=dict, max_length=50)
+    length_in_minutes: int | None = Field(None, ge=1, le=24 * 60)
+    guests: list[Email] = Field(default_factory=list, max_length=10)
+    location: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = None
 
     def fingerprint(self) -> str:
         """A digest of the parsed body: the same request in any JSON spelling matches.
 
         Version 2 reads `start` as its UTC instant: `08:00+02:00` and `06:00Z` are one slot, and
         the same key sent with either spelling must replay, not be `idempotency_key_reused`.
+        Options added later (booking fields, guests, ...) count only when set, so a request
+        without them keeps the digest it had before they existed.
         """
-        body = self.model_dump(mode="json")
+        body = self._canonical()
         body["start"] = self.start.astimezone(UTC).isoformat()
         canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
         return FINGERPRINT_V2 + hashlib.sha256(canonical).hexdigest()
 
+    def _canonical(self) -> dict[str, Any]:
+        data = self.model_dump(mode="json")
+        for name in _LATER_FIELDS:
+            if data.get(name) in (None, [], {}):
+                del data[name]
+        if data["attendee"].get("language") is None:
+            del data["attendee"]["language"]
+        return data
+
     def legacy_fingerprint(self) -> str:
         """Version 1 (unprefixed, `start` as spelled), which keys stored before v2 carry."""
-        canonical = orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+        canonical = orjson.dumps(self._canonical(), option=orjson.OPT_SORT_KEYS)
         return hashlib.sha256(canonical).hexdigest()
 
     def matches_fingerprint(self, stored: str) -> bool:

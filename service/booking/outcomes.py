@@ -13,6 +13,7 @@ No HTTP status is chosen here: the edge maps each outcome to one.
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -38,6 +39,8 @@ from service.booking.clock import Clock
 from service.booking.guards import ChainResult
 from service.booking.models import Appointment, AttemptOutcome, OutcomeStatus
 from service.calcom.port import (
+    UNSUPPORTED_EVENT_TYPE,
+    CalcomAuthFailed,
     CalcomBooking,
     CalcomError,
     CalcomInvalidResponse,
@@ -211,12 +214,16 @@ class OutcomeRecorder:
             failed_at=self._clock.now(),
             maybe_written=maybe_written,
         )
+        detail: dict[str, Any] = {"calcom_status": error.status, "calcom_message": error.message}
+        if retryable and error.retry_after is not None:
+            # When Cal.com's reset lets this key book again; the edge sends it as Retry-After.
+            detail["retry_after_seconds"] = math.ceil(error.retry_after)
         outcome = AttemptOutcome(
             attempt_id=attempt.attempt_id,
             status="failed",
             reason=reason,
             retryable=retryable,
-            detail={"calcom_status": error.status, "calcom_message": error.message},
+            detail=detail,
         )
         return await self._record(attempt, [failed], outcome, reconcile=maybe_written)
 
@@ -383,7 +390,12 @@ def rejected_outcome(attempt_id: uuid.UUID, rejected: BookingRejected) -> Attemp
 
 def failure_reason(error: CalcomError, *, retryable: bool) -> str:
     if not retryable:
+        if error.code == UNSUPPORTED_EVENT_TYPE:
+            return UNSUPPORTED_EVENT_TYPE
         return "calcom_rejected_request"
+    if isinstance(error, CalcomAuthFailed):
+        # Retryable once the operator fixes the key; the producer's retry then books.
+        return "calcom_auth_failed"
     if isinstance(error, CalcomInvalidResponse):
         return "calcom_invalid_response"
     if error.status == 429:

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from events.booking import Attendee, BookingRequested, attempt_stream
+from events.booking import Attendee, BookingOptions, BookingRequested, attempt_stream
 from events.models import NewEvent
 from events.store import Connection, EventStore, ExpectedVersion
 from projections import appointments
@@ -31,6 +31,7 @@ from service.booking.attempt import (
     plus_address,
 )
 from service.booking.clock import Clock
+from service.booking.event_kinds import EventTypeCatalog, UnsupportedEventType
 from service.booking.guards import LIVE_STATUSES, Guard, made_by, run_guards
 from service.booking.models import AttemptOutcome, BookingRequest
 from service.booking.orphans import Orphans
@@ -67,6 +68,7 @@ class BookingWorkflow:
         observer: Observer | None = None,
         orphans: Orphans | None = None,
         orphan_grace: timedelta = timedelta(seconds=600),
+        event_types: EventTypeCatalog | None = None,
     ) -> None:
         self._pool = pool
         self._store = store
@@ -76,6 +78,8 @@ class BookingWorkflow:
         self._fallback_email = fallback_email
         self._grace = in_flight_grace
         self._holder = holder or default_holder()
+        # None: every event type is booked as if plain (tests of the workflow alone).
+        self._event_types = event_types
         self._outcomes = OutcomeRecorder(
             pool=pool,
             store=store,
@@ -126,7 +130,32 @@ class BookingWorkflow:
             idempotency_key=idempotency_key or request.derived_key(),
             fingerprint=request.fingerprint(),
             requested_at=now,
+            options=BookingOptions(
+                booking_fields=request.booking_fields,
+                length_in_minutes=request.length_in_minutes,
+                language=request.attendee.language,
+                guests=request.guests,
+                location=request.location,
+            ),
         )
+        if self._event_types is not None:
+            # After our own checks, before the intent: see service/booking/event_kinds.py.
+            try:
+                await self._event_types.check_bookable(
+                    request.event_type_id, request.booking_fields
+                )
+            except (UnsupportedEventType, BookingInputError):
+                # A key that already has its answer keeps it (invariant 5), even when the
+                # event type changed kind since.
+                async with self._pool.acquire() as conn:
+                    stored = await idempotency.finished_answer(
+                        conn, requested.idempotency_key, fingerprint=requested.fingerprint
+                    )
+                if stored is None:
+                    raise
+                return BookingResult(
+                    await self._now_true(AttemptOutcome.model_validate(stored)), True
+                )
         return await self._claim(
             requested, correlation_id, same_request=request.matches_fingerprint
         )

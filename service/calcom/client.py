@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -17,14 +18,27 @@ import orjson
 from pydantic import ValidationError
 
 from service.calcom.errors import calcom_error, retry_after_seconds
+from service.calcom.event_types import EVENT_TYPES_API_VERSION, CalcomEventType
 from service.calcom.port import (
+    UNSUPPORTED_EVENT_TYPE,
+    CalcomAuthFailed,
     CalcomBooking,
     CalcomError,
     CalcomInvalidResponse,
+    CalcomRejected,
     CalcomUnavailable,
     CreateBooking,
     to_calcom_time,
 )
+from service.calcom.rate_limit import (
+    Announcement,
+    CalcomBudget,
+    CalcomRateLimited,
+    reset_seconds,
+)
+from service.calcom.slots import SLOTS_API_VERSION, slot_starts
+
+log = logging.getLogger(__name__)
 
 API_VERSION = "2024-08-13"
 DEFAULT_BASE_URL = "https://api.cal.com"
@@ -75,6 +89,7 @@ class HttpCalcomClient:
         sleep: Sleep = asyncio.sleep,
         jitter: Callable[[], float] = random.random,
         on_request: RequestObserver | None = None,
+        budget: CalcomBudget | None = None,
     ) -> None:
         origin = base_url.rstrip("/")
         if origin.endswith("/v2"):
@@ -86,6 +101,8 @@ class HttpCalcomClient:
                 f"timeouts must be positive, got connect={connect_timeout} total={total_timeout}"
             )
         self._api = f"{origin}/v2"
+        # Enough to tell an operator which key Cal.com refused, never enough to use it.
+        self.key_prefix = f"{api_key[:8]}…"
         self._session = session
         self._owns_session = session is None
         self._headers = {
@@ -102,6 +119,8 @@ class HttpCalcomClient:
         self._sleep = sleep
         self._jitter = jitter
         self._on_request = on_request
+        # None: no rate limit of our own (the simulator in tests, a self-hosted Cal.com).
+        self._budget = budget
         self.requests_total = 0
         self.retries_total = 0
         self.seconds_total = 0.0
@@ -181,6 +200,44 @@ class HttpCalcomClient:
                 return list(found.values())
             skip += len(page)
 
+    async def get_event_type(self, event_type_id: int) -> CalcomEventType:
+        """`GET /v2/event-types/{id}` (cal-api-version 2024-06-14): what kind of type it is."""
+        body = await self._call(
+            "GET",
+            f"/event-types/{int(event_type_id)}",
+            "/v2/event-types/{id}",
+            version=EVENT_TYPES_API_VERSION,
+        )
+        data = body.get("data") if isinstance(body, dict) else None
+        try:
+            return CalcomEventType.from_calcom(data if isinstance(data, dict) else {})
+        except (KeyError, TypeError, ValueError) as e:
+            raise CalcomUnavailable(
+                f"Cal.com answered GET /v2/event-types/{event_type_id} with no event type we "
+                f"can read: {e!r}",
+                code="invalid_response",
+            ) from e
+
+    async def find_slots(
+        self, *, event_type_id: int, start: datetime, end: datetime, time_zone: str
+    ) -> list[datetime]:
+        """`GET /v2/slots` (cal-api-version 2024-09-04): free starts in [start, end], in UTC."""
+        params = {
+            "eventTypeId": str(event_type_id),
+            "start": to_calcom_time(start),
+            "end": to_calcom_time(end),
+            "timeZone": time_zone,
+        }
+        body = await self._call(
+            "GET", "/slots", "/v2/slots", params=params, version=SLOTS_API_VERSION
+        )
+        starts = slot_starts(body)
+        if starts is None:
+            raise CalcomUnavailable(
+                "Cal.com answered GET /v2/slots without slots by date", code="invalid_response"
+            )
+        return starts
+
     async def get_booking(self, uid: str) -> CalcomBooking:
         """`GET /v2/bookings/{uid}`."""
         body = await self._call("GET", f"/bookings/{_segment(uid)}", "/v2/bookings/{uid}")
@@ -213,13 +270,16 @@ class HttpCalcomClient:
         *,
         json: dict[str, Any] | None = None,
         params: dict[str, str] | None = None,
+        version: str = API_VERSION,
     ) -> Any:
         """One logical call: up to `max_attempts` requests; the parsed body of the 2xx answer."""
         uncertain = False
         for attempt in range(1, self._max_attempts + 1):
             if attempt > 1:
                 self.retries_total += 1
-            result = await self._attempt(method, path, route, attempt, json=json, params=params)
+            result = await self._attempt(
+                method, path, route, attempt, json=json, params=params, version=version
+            )
             if not isinstance(result, _Failure):
                 return result
             error = result.error
@@ -245,12 +305,19 @@ class HttpCalcomClient:
         *,
         json: dict[str, Any] | None,
         params: dict[str, str] | None,
+        version: str,
     ) -> Any:
         """One request: the parsed body of a 2xx answer, else a `_Failure`."""
+        if self._budget is not None:
+            try:
+                await self._budget.take()
+            except CalcomRateLimited as e:
+                # Not sent: a request into a spent budget is refused and prolongs nothing.
+                return _Failure(e, retryable=False, maybe_written=False)
         started = time.monotonic()
         status: int | None = None
         try:
-            answer = await self._send(method, path, json=json, params=params)
+            answer = await self._send(method, path, json=json, params=params, version=version)
             status = answer.status
         except TimeoutError as e:
             seconds = self._timeout.total
@@ -266,6 +333,8 @@ class HttpCalcomClient:
             return _Failure(error, retryable=True, maybe_written=sent)
         finally:
             self._observe(method, route, status, time.monotonic() - started, attempt)
+        if self._budget is not None:
+            await self._budget.observe(Announcement.from_headers(answer.status, answer.headers))
         if 200 <= answer.status < 300:
             if answer.body is None:
                 # Not retried: a create may have succeeded behind the unreadable answer.
@@ -277,7 +346,20 @@ class HttpCalcomClient:
                 return _Failure(error, retryable=False, maybe_written=True)
             return answer.body
         wait = retry_after_seconds(answer.headers)
+        if answer.status == 429 and wait is None:
+            # Cal.com sends no Retry-After; its reset header says when the block ends.
+            wait = reset_seconds(answer.headers)
         refusal = calcom_error(answer.status, answer.body, retry_after=wait)
+        if isinstance(refusal, CalcomAuthFailed):
+            log.error(
+                "Cal.com refused the API key %s (HTTP %s: %s): fix CALCOM_API_KEY; "
+                "bookings fail with calcom_auth_failed until then",
+                self.key_prefix,
+                answer.status,
+                refusal.message,
+                extra={"calcom_key_prefix": self.key_prefix, "calcom_status": answer.status},
+            )
+            return _Failure(refusal, retryable=False, maybe_written=False)
         transient = answer.status == 429 or answer.status >= 500
         return _Failure(refusal, retryable=transient, maybe_written=answer.status >= 500)
 
@@ -288,14 +370,21 @@ class HttpCalcomClient:
         *,
         json: dict[str, Any] | None,
         params: dict[str, str] | None,
+        version: str,
     ) -> _Answer:
         session = self._ensure_session()
+        # Each controller has its own version (bookings 2024-08-13, event types 2024-06-14).
+        headers = (
+            self._headers
+            if version == API_VERSION
+            else {**self._headers, "cal-api-version": version}
+        )
         async with session.request(
             method,
             f"{self._api}{path}",
             json=json,
             params=params,
-            headers=self._headers,
+            headers=headers,
             timeout=self._timeout,
             # A redirected POST becomes a GET in aiohttp; a redirect here is a misconfiguration.
             allow_redirects=False,
@@ -339,6 +428,15 @@ def _segment(uid: str) -> str:
 
 def _booking(body: Any) -> CalcomBooking:
     data = body.get("data") if isinstance(body, dict) else None
+    if isinstance(data, list):
+        # A recurring event type answers a create with one booking per occurrence. Cal.com has
+        # written them all: a retry would book the series again, so this is a refusal that is
+        # never retried, not an unreadable answer (shared/contracts/README.md, "Event types").
+        raise CalcomRejected(
+            f"Cal.com answered with {len(data)} bookings (a recurring event type); "
+            "booking-guard books single events only",
+            code=UNSUPPORTED_EVENT_TYPE,
+        )
     if not isinstance(data, dict):
         # A recurring booking answers with a list; booking-guard books single events only.
         raise CalcomInvalidResponse(

@@ -8,6 +8,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from service.calcom.port import (
+    CalcomAuthFailed,
     CalcomError,
     CalcomRejected,
     CalcomSlotUnavailable,
@@ -32,6 +33,10 @@ def calcom_error(status: int, body: Any, *, retry_after: float | None = None) ->
         return CalcomSlotUnavailable(message, status=status, code=code or _BOOKING_CONFLICT)
     if status == 400 and any(marker in message.lower() for marker in _SLOT_TAKEN_MARKERS):
         return CalcomSlotUnavailable(message, status=status, code=code)
+    if status in (401, 403):
+        # A revoked, mistyped or under-privileged key (Cal.com's throttler guard answers
+        # "CustomThrottlerGuard - Invalid API Key": shared/contracts/README.md).
+        return CalcomAuthFailed(message, status=status, code=code)
     if status == 429 or status >= 500:
         return CalcomUnavailable(message, status=status, code=code, retry_after=retry_after)
     return CalcomRejected(message, status=status, code=code)

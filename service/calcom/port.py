@@ -31,6 +31,11 @@ class CreateBooking(BaseModel):
     attendee_email: str | None = None
     attendee_phone_number: str | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
+    attendee_language: str | None = None
+    booking_fields: dict[str, Any] = Field(default_factory=dict)
+    length_in_minutes: int | None = None
+    guests: tuple[str, ...] = ()
+    location: str | None = None
 
     def to_calcom(self) -> dict[str, Any]:
         """The body of `POST /v2/bookings` (cal-api-version 2024-08-13)."""
@@ -39,12 +44,23 @@ class CreateBooking(BaseModel):
             attendee["email"] = self.attendee_email
         if self.attendee_phone_number is not None:
             attendee["phoneNumber"] = self.attendee_phone_number
-        return {
+        if self.attendee_language is not None:
+            attendee["language"] = self.attendee_language
+        body: dict[str, Any] = {
             "start": to_calcom_time(self.start),
             "eventTypeId": self.event_type_id,
             "attendee": attendee,
             "metadata": dict(self.metadata),
         }
+        # Only what was given: Cal.com fills the event type's defaults for the rest.
+        optional = {
+            "bookingFieldsResponses": dict(self.booking_fields) or None,
+            "lengthInMinutes": self.length_in_minutes,
+            "guests": list(self.guests) or None,
+            "location": self.location,
+        }
+        body.update({k: v for k, v in optional.items() if v is not None})
+        return body
 
 
 # Cal.com's uids are short random strings; the same shape as a Cal.com webhook's uid, so that
@@ -105,6 +121,10 @@ class CalcomBooking(BaseModel):
         return booking.model_copy(update={"raw": data})
 
 
+# The `code` of a CalcomRejected for an answer of an event type booking-guard cannot guard.
+UNSUPPORTED_EVENT_TYPE = "unsupported_event_type"
+
+
 class CalcomError(Exception):
     """Base of Cal.com errors; `message` is Cal.com's own words where it gave any."""
 
@@ -149,6 +169,14 @@ class CalcomInvalidResponse(CalcomUnavailable):
 
     Retryable for the producer (the next attempt reconciles first: the create may have
     written), never retried by the client, and always recorded as the attempt's outcome.
+    """
+
+
+class CalcomAuthFailed(CalcomUnavailable):
+    """Cal.com refused our API key (401/403): the operator's problem, not the producer's.
+
+    A kind of CalcomUnavailable because the same request books once the key is fixed: the
+    idempotency key stays open for the producer's retry.
     """
 
 

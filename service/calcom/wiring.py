@@ -10,6 +10,7 @@ from aiohttp import web
 
 from service.calcom.client import HttpCalcomClient, RequestObserver
 from service.calcom.port import CalcomClient
+from service.calcom.rate_limit import CalcomBudget
 from service.calcom.simulator.server import CalcomSimulator
 
 log = logging.getLogger(__name__)
@@ -22,10 +23,12 @@ async def open_calcom(
     base_url: str,
     given: CalcomClient | None = None,
     on_request: RequestObserver | None = None,
+    budget: CalcomBudget | None = None,
 ) -> AsyncIterator[CalcomClient]:
     """Yield the Cal.com client for this key (the simulator without one), closing it after.
 
-    `on_request` (metrics) observes each HTTP request of a client built here, not of `given`.
+    `on_request` (metrics) observes each HTTP request of a client built here, not of `given`;
+    `budget` (the shared rate limit) paces the client of a real key, not the simulator's.
     """
     if given is not None:
         yield given
@@ -35,6 +38,7 @@ async def open_calcom(
             api_key=api_key,
             base_url=base_url,
             on_request=on_request,
+            budget=budget,
         ) as client:
             yield client
         return

@@ -32,13 +32,21 @@ def add_serve_commands(commands: Any) -> None:
         "--latency-ms", type=int, default=0, help="delay added to every Cal.com answer (0)"
     )
     simulate.add_argument(
+        "--rate-limit",
+        type=int,
+        default=120,
+        metavar="N",
+        help="requests a minute per API key, as Cal.com enforces them: the one over it is a 429 "
+        "and blocks the key for 60 s (120; 0: off)",
+    )
+    simulate.add_argument(
         "--fault",
         action="append",
         default=[],
         metavar="KIND[:ARG][@OPERATION]",
         help="a fault for the next matching request, repeatable, consumed in order: 500, 502, "
         "503, 429[:retry-after-s], 409, delay:<ms>, timeout[:s], timeout_after_write[:s], drop, "
-        "drop_after_write; OPERATION: create, find, get, cancel, reschedule",
+        "drop_after_write; OPERATION: create, find, get, cancel, reschedule, event_type, slots",
     )
     simulate.add_argument(
         "--clock-skew-seconds",
@@ -148,4 +156,5 @@ def run_simulate(args: argparse.Namespace) -> int:
         webhook_url=args.webhook_url,
         webhook_secret=args.webhook_secret,
         webhook_faults=args.webhook_fault,
+        rate_limit=args.rate_limit,
     )

@@ -59,6 +59,8 @@ KNOWN_FAILURES = (
     "calcom_unreachable",
     "calcom_rate_limited",
     "calcom_rejected_request",
+    "calcom_auth_failed",
+    "unsupported_event_type",
 )
 
 

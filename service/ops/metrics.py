@@ -71,6 +71,12 @@ class Metrics:
             ["outcome", "guard", "reason"],
             registry=r,
         )
+        self.calcom_auth_failures = Counter(
+            "booking_guard_calcom_auth_failures",
+            "Booking attempts this process recorded as failed because Cal.com refused the API "
+            "key (401/403): CALCOM_API_KEY needs the operator.",
+            registry=r,
+        )
         self.recovered = Counter(
             "booking_guard_recovered_attempts",
             "Stale in-flight attempts this process's recovery loop drove to an outcome.",
@@ -140,6 +146,8 @@ class Metrics:
     def observe_outcome(self, status: str, guard: str | None, reason: str | None, /) -> None:
         """The booking workflow's observer: an outcome this process has just recorded."""
         self.outcomes.labels(status, guard or "", reason or "").inc()
+        if reason == "calcom_auth_failed":
+            self.calcom_auth_failures.inc()
 
     def observe_orphan(self, action: str) -> None:
         """An orphan booking cancelled or alerted."""

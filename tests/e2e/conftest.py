@@ -13,6 +13,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from service.app import create_app
+from service.booking.calcom_budget import SharedCalcomBudget
 from service.booking.clock import FakeClock
 from service.calcom.client import HttpCalcomClient
 from service.calcom.simulator.server import CalcomSimulator
@@ -35,6 +36,7 @@ class Harness:
     simulator: CalcomSimulator
     clock: FakeClock
     pool: asyncpg.Pool
+    simulator_url: str = ""
 
     async def book(self, body: dict[str, Any], **headers: str) -> tuple[int, dict[str, Any]]:
         response = await self.client.post("/v1/booking-attempts", json=body, headers=headers)
@@ -91,18 +93,28 @@ async def make_harness(db: asyncpg.Pool, database_url: str) -> AsyncIterator[Mak
             retell_api_key: str | None = None,
             calcom_webhook_secret: str | None = None,
             orphan_policy: Literal["cancel", "alert"] = "cancel",
+            calcom_api_key: str = "cal_test",
+            settings_overrides: dict[str, Any] | None = None,
+            calcom_rate_limit: int | None = None,
         ) -> Harness:
             clock = FakeClock(INCIDENT_MORNING)
             simulator = CalcomSimulator(now=clock.now)
+            # The shared rate limit of a real key (app.py builds it for CALCOM_API_KEY).
+            budget = (
+                SharedCalcomBudget(db, api_key=calcom_api_key, limit=calcom_rate_limit, clock=clock)
+                if calcom_rate_limit is not None
+                else None
+            )
             base_url = await stack.enter_async_context(serve_simulator(simulator))
             calcom = await stack.enter_async_context(
                 HttpCalcomClient(
-                    api_key="cal_test",
+                    api_key=calcom_api_key,
                     base_url=base_url,
                     total_timeout=total_timeout,
                     max_attempts=max_attempts,
                     backoff_base=0.01,
                     backoff_max=0.05,
+                    budget=budget,
                 )
             )
             settings = Settings(
@@ -112,11 +124,14 @@ async def make_harness(db: asyncpg.Pool, database_url: str) -> AsyncIterator[Mak
                 retell_api_key=retell_api_key,
                 calcom_webhook_secret=calcom_webhook_secret,
                 orphan_policy=orphan_policy,
+                **(settings_overrides or {}),
             )
             app = create_app(settings, calcom=calcom, clock=clock, guards_enabled=guards_enabled)
             client: TestClient[Any, Any] = TestClient(GuardedTestServer(app))
             await stack.enter_async_context(client)
-            return Harness(client=client, simulator=simulator, clock=clock, pool=db)
+            return Harness(
+                client=client, simulator=simulator, clock=clock, pool=db, simulator_url=base_url
+            )
 
         yield make
 

@@ -17,6 +17,7 @@ from yarl import URL
 from service.calcom.client import HttpCalcomClient
 from service.calcom.errors import calcom_error
 from service.calcom.port import (
+    CalcomAuthFailed,
     CalcomRejected,
     CalcomSlotUnavailable,
     CalcomUnavailable,
@@ -173,17 +174,31 @@ async def test_429_waits_as_long_as_retry_after_says(
     assert recorder.sleeps == [2.0]
 
 
-async def test_429_without_retry_after_backs_off_exponentially(
+async def test_429_without_any_header_backs_off_exponentially(
     client: HttpCalcomClient, mocked: aioresponses, recorder: Recorder
 ) -> None:
     throttled = envelope(429, "ThrottlerException", "ThrottlerException: Too Many Requests")
-    headers = {"X-RateLimit-Remaining-Default": "0", "X-RateLimit-Reset-Default": "40"}
-    mocked.post(BOOKINGS, status=429, payload=throttled, headers=headers, repeat=2)
+    mocked.post(BOOKINGS, status=429, payload=throttled, repeat=2)
     mocked.post(BOOKINGS, status=201, payload=booking())
 
     await client.create_booking(REQUEST)
 
     assert recorder.sleeps == [0.5 * 0.2, 0.5 * 0.4]
+
+
+async def test_429_honours_calcoms_reset_header_instead_of_a_doomed_retry(
+    client: HttpCalcomClient, mocked: aioresponses, recorder: Recorder
+) -> None:
+    # Cal.com sends no Retry-After; a 429 blocks the key until X-RateLimit-Reset-Default.
+    throttled = envelope(429, "ThrottlerException", "CustomThrottlerGuard - Too many requests.")
+    headers = {"X-RateLimit-Remaining-Default": "0", "X-RateLimit-Reset-Default": "40"}
+    mocked.post(BOOKINGS, status=429, payload=throttled, headers=headers)
+
+    with pytest.raises(CalcomUnavailable) as raised:
+        await client.create_booking(REQUEST)
+
+    assert (raised.value.status, raised.value.retry_after, raised.value.attempts) == (429, 40, 1)
+    assert recorder.sleeps == []
 
 
 async def test_retry_after_beyond_the_cap_gives_up_at_once(
@@ -409,3 +424,19 @@ def test_translates_the_team_wording_of_a_taken_slot() -> None:
     error = calcom_error(400, envelope(400, "BadRequestException", message))
 
     assert isinstance(error, CalcomSlotUnavailable)
+
+
+@pytest.mark.parametrize("status", [401, 403])
+async def test_a_refused_key_is_not_retried_and_is_an_auth_failure(
+    client: HttpCalcomClient, mocked: aioresponses, recorder: Recorder, status: int
+) -> None:
+    message = "CustomThrottlerGuard - Invalid API Key"
+    mocked.post(BOOKINGS, status=status, payload=envelope(status, "UnauthorizedException", message))
+
+    with pytest.raises(CalcomAuthFailed) as raised:
+        await client.create_booking(REQUEST)
+
+    assert isinstance(raised.value, CalcomUnavailable)  # retryable once the key is fixed
+    assert (raised.value.status, raised.value.message) == (status, message)
+    assert len(sent(mocked)) == 1
+    assert client.key_prefix == "cal_test…"

@@ -211,3 +211,36 @@ async def test_listing_requests_and_answers_match_what_calcom_documents(
     booking = component("BookingOutput_2024_08_13")
     assert [problems(booking, item) for item in listed["data"]] == [[], [], []]
     assert {item["status"] for item in listed["data"]} == {"accepted", "cancelled", "rejected"}
+
+
+async def test_a_create_with_every_option_matches_calcoms_schema(
+    server: TestServer, sim: CalcomSimulator
+) -> None:
+    origin = str(server.make_url("/")).rstrip("/")
+    full = request("Hansi Sputer", "call_687", phone="+491701234567").model_copy(
+        update={
+            "event_type_id": PLAIN_EVENT_TYPE_ID,
+            "attendee_language": "de",
+            "booking_fields": {"reason": "Knee pain"},
+            "length_in_minutes": 45,
+            "guests": ("partner@example.com",),
+            "location": "Praxis, Hauptstraße 1",
+        }
+    )
+    async with HttpCalcomClient(api_key="cal_test", base_url=origin) as calcom:
+        booked = await calcom.create_booking(full)
+
+    (create,) = sim.requests
+    assert problems(component("CreateBookingInput_2024_08_13"), create.body) == []
+    assert set(create.body) == {
+        "start",
+        "eventTypeId",
+        "attendee",
+        "metadata",
+        "bookingFieldsResponses",
+        "lengthInMinutes",
+        "guests",
+        "location",
+    }
+    assert booked.end is not None and booked.start is not None
+    assert booked.end - booked.start == timedelta(minutes=45)

@@ -36,6 +36,7 @@ PER_PROCESS_SERIES = {
     *("booking_guard_reaped_idempotency_keys", "booking_guard_unguarded_bookings"),
     *("booking_guard_orphan_bookings", "booking_guard_reconcile_drift"),
     "booking_guard_attempts_parked",
+    "booking_guard_calcom_auth_failures",
 }
 # What the dashboard must show at least (issue 15).
 SHOWN = {

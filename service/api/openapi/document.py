@@ -36,6 +36,13 @@ RETELL_EXAMPLES: Final = {
             },
         }
     },
+    "availability": {
+        "value": {
+            "name": "check_availability",
+            "call": _CALL,
+            "args": {"service": "Beratung", "day": "2026-03-02", "time_zone": "Europe/Berlin"},
+        }
+    },
     "call ended": {"value": {"event": "call_ended", "call": {**_CALL, "call_status": "ended"}}},
 }
 CALCOM_EXAMPLES: Final = {
@@ -60,7 +67,8 @@ def _webhook_paths() -> dict[str, Schema]:
         "/v1/webhooks/retell": {
             "post": {
                 "operationId": "retellWebhook",
-                "summary": "Retell: the booking function call, and call lifecycle webhooks",
+                "summary": "Retell: the book_appointment and check_availability function calls, "
+                "and call lifecycle webhooks",
                 "security": OPEN,
                 "parameters": [
                     header_param(

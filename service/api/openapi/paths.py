@@ -166,6 +166,34 @@ def _booking_paths() -> dict[str, Schema]:
                 },
             }
         },
+        "/v1/slots": {
+            "get": {
+                "operationId": "listSlots",
+                "summary": "Free slots of an event type, from Cal.com (at most 31 days)",
+                "security": PROTECTED,
+                "parameters": [
+                    {
+                        **query_param(
+                            "event_type_id",
+                            {"type": "integer", "minimum": 1},
+                            "The Cal.com event type",
+                        ),
+                        "required": True,
+                    },
+                    {**query_param("from", _TIME, "Free starts at or after"), "required": True},
+                    {
+                        **query_param("to", _TIME, "Free starts at or before (31 days at most)"),
+                        "required": True,
+                    },
+                    query_param("time_zone", {"type": "string"}, "IANA zone (default UTC)"),
+                ],
+                "responses": {
+                    "200": json_content("Free starts, sorted, in UTC", ref("SlotList")),
+                    "502": json_content("Cal.com could not answer (Retry-After)", ref("Error")),
+                    **error_responses(401, 422),
+                },
+            }
+        },
         "/v1/appointments/{appointment_id}": {
             "get": {
                 "operationId": "getAppointment",

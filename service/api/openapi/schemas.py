@@ -94,6 +94,13 @@ _ATTEMPT_OUTCOME: Schema = {
         "detail": {},
         "retryable": {"type": "boolean"},
         "error": {"type": "string"},
+        "alternatives": {
+            "description": "On a refusal (409): up to three free slots nearest the requested "
+            "start, within three days either side, looked up when answering; [] when none",
+            "type": "array",
+            "maxItems": 3,
+            "items": ref("Slot"),
+        },
     },
     "required": ["attempt_id", "status"],
     "additionalProperties": False,
@@ -166,6 +173,9 @@ _RETELL_ANSWER: Schema = {
                 "pending_confirmation",
                 "cancelled",
                 "declined",
+                "unsupported",
+                "available",
+                "none",
             ]
         },
         "message": {"type": "string"},
@@ -173,6 +183,16 @@ _RETELL_ANSWER: Schema = {
         "appointment_id": {"type": "string", "format": "uuid"},
         "start": {"type": "string", "format": "date-time"},
         "invalid_args": {"type": "array", "items": {"type": "string"}},
+        "alternatives": {
+            "description": "slot_taken: free times nearby, in the caller's local time",
+            "type": "array",
+            "items": ref("Slot"),
+        },
+        "slots": {
+            "description": "check_availability: free times, in the caller's local time",
+            "type": "array",
+            "items": ref("Slot"),
+        },
     },
     "required": ["result", "message"],
 }
@@ -212,6 +232,18 @@ def component_schemas() -> dict[str, Schema]:
                 "next": _nullable({"type": "string"}),
             },
             "required": ["events", "next"],
+        },
+        "Slot": {
+            "type": "object",
+            "properties": {"start": {"type": "string", "format": "date-time"}},
+            "required": ["start"],
+            "additionalProperties": False,
+        },
+        "SlotList": {
+            "type": "object",
+            "properties": {"slots": {"type": "array", "items": ref("Slot")}},
+            "required": ["slots"],
+            "additionalProperties": False,
         },
         "RetellAnswer": _RETELL_ANSWER,
         "CalcomAnswer": _CALCOM_ANSWER,

@@ -9,6 +9,8 @@
 - `POST /_simulator/settings`: any of `latency_ms`, `rate_limit`, `enforce_rate_limit`,
   `reject_past`, `clock_skew_seconds` (Cal.com's clock that far from ours: the clock's offset).
 - `GET /_simulator/requests`: the last 1,000 requests to `/v2`, with headers and bodies.
+- `POST /_simulator/keys/revoke` `{"key"}`: Cal.com answers 401 to that key from now on;
+  `POST /_simulator/keys/restore` `{"key"}` accepts it again (any other key is always accepted).
 - `POST /_simulator/reset`: forget bookings, faults, requests; real clock; release hung requests.
 """
 
@@ -52,6 +54,8 @@ def add_admin_routes(app: web.Application, sim: Simulator) -> None:
             web.post(f"{PREFIX}/clock", admin.set_clock),
             web.post(f"{PREFIX}/settings", admin.settings),
             web.get(f"{PREFIX}/requests", admin.requests),
+            web.post(f"{PREFIX}/keys/revoke", admin.revoke_key),
+            web.post(f"{PREFIX}/keys/restore", admin.restore_key),
             web.post(f"{PREFIX}/reset", admin.reset),
         ]
     )
@@ -130,10 +134,28 @@ class _Admin:
         """The recorded requests to Cal.com endpoints."""
         return _ok({"data": [r.to_json() for r in self.sim.requests]})
 
+    async def revoke_key(self, request: web.Request) -> web.Response:
+        """Refuse one API key from now on, as Cal.com does once its owner deletes it."""
+        self.sim.revoked_keys.add(await _key(request))
+        return _ok({"revoked": len(self.sim.revoked_keys)})
+
+    async def restore_key(self, request: web.Request) -> web.Response:
+        """Accept a revoked key again."""
+        self.sim.revoked_keys.discard(await _key(request))
+        return _ok({"revoked": len(self.sim.revoked_keys)})
+
     async def reset(self, request: web.Request) -> web.Response:
         """Start from nothing."""
         self.sim.reset()
         return _ok({"reset": True})
+
+
+async def _key(request: web.Request) -> str:
+    body = await _json_body(request)
+    key = body.get("key") if isinstance(body, dict) else None
+    if not isinstance(key, str) or not key:
+        raise _bad('expected {"key": "<API key>"}')
+    return key
 
 
 def _fault(item: Any) -> Fault:

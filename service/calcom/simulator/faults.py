@@ -22,14 +22,17 @@ FaultKind = Literal[
 ]
 # What a `malformed` fault breaks in the booking(s) of the answer, after the request took effect.
 Malformation = Literal["naive_created_at", "empty_uid", "long_uid", "nul_uid", "huge_id"]
-Operation = Literal["create", "find", "get", "cancel", "reschedule"]
+Operation = Literal["create", "find", "get", "cancel", "reschedule", "event_type", "slots"]
+# Endpoints the simulator learned after faults were first scripted: only faults naming them
+# apply, so a script of untargeted faults keeps hitting the bookings endpoints it was written for.
+TARGETED_ONLY: frozenset[Operation] = frozenset({"event_type", "slots"})
 
 FAULT_SYNTAX = (
     "KIND[:ARG][@OPERATION] with KIND one of 500, 502, 503, 429 (ARG: Retry-After seconds), "
     "409, delay (ARG: milliseconds), timeout, timeout_after_write (ARG: seconds to hang), drop, "
     "drop_after_write, malformed (ARG: naive_created_at, empty_uid, long_uid, nul_uid, huge_id: "
     "the request takes effect, its answer carries that unusable field); OPERATION one of "
-    "create, find, get, cancel, reschedule"
+    "create, find, get, cancel, reschedule, event_type, slots"
 )
 
 
@@ -88,8 +91,9 @@ class FaultQueue:
 
     def take(self, operation: Operation) -> Fault | None:
         """Remove and return the first fault for `operation`, if any."""
+        untargeted_applies = operation not in TARGETED_ONLY
         for fault in self._faults:
-            if fault.operation in (None, operation):
+            if fault.operation == operation or (fault.operation is None and untargeted_applies):
                 self._faults.remove(fault)
                 return fault
         return None

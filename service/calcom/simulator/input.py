@@ -13,12 +13,13 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from service.calcom.phones import e164
+
 METADATA_MESSAGE = (
     "Metadata must have at most 50 keys, each key up to 40 characters, "
     "and string values up to 500 characters."
 )
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _BOOKING_STATUSES = ("upcoming", "recurring", "past", "cancelled", "unconfirmed")
 
 
@@ -110,7 +111,9 @@ def _parse_attendee(value: Any) -> AttendeeInput:
     if email is not None and (not isinstance(email, str) or not _EMAIL.match(email)):
         raise bad_request("attendee.email must be an email")
     phone = value.get("phoneNumber")
-    if phone is not None and (not isinstance(phone, str) or not _E164.match(phone)):
+    # libphonenumber's isValidPhoneNumber, as Cal.com checks it: a number of the right shape
+    # that exists nowhere (`+266696687`) is refused too (shared/contracts/README.md).
+    if phone is not None and (not isinstance(phone, str) or e164(phone) is None):
         raise bad_request("attendee.phoneNumber must be a valid phone number")
     if email is None and phone is None:
         raise bad_request("Either attendee.email or attendee.phoneNumber must be provided")

@@ -5,16 +5,28 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import timedelta
 from http import HTTPStatus
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 from aiohttp import web
 
 from service.calcom.port import to_calcom_time
+from service.calcom.simulator.catalog import EVENT_TYPES_API_VERSION, event_type_output
 from service.calcom.simulator.faults import Fault, Operation, malformed
-from service.calcom.simulator.input import SimulatedError, parse_create, parse_find
+from service.calcom.simulator.input import (
+    SimulatedError,
+    bad_request,
+    parse_create,
+    parse_find,
+    parse_time,
+)
+from service.calcom.simulator.schedule import free_slots
 from service.calcom.simulator.surface import Simulator
+from service.calcom.slots import SLOTS_API_VERSION
 
 API_VERSION = "2024-08-13"
 
@@ -30,9 +42,16 @@ def add_calcom_routes(app: web.Application, sim: Simulator) -> None:
     app.router.add_get("/v2/bookings/{uid}", _calcom(sim, "get", _get))
     app.router.add_post("/v2/bookings/{uid}/cancel", _calcom(sim, "cancel", _cancel))
     app.router.add_post("/v2/bookings/{uid}/reschedule", _calcom(sim, "reschedule", _reschedule))
+    app.router.add_get("/v2/slots", _calcom(sim, "slots", _slots, version=SLOTS_API_VERSION))
+    app.router.add_get(
+        "/v2/event-types/{id}",
+        _calcom(sim, "event_type", _event_type, version=EVENT_TYPES_API_VERSION),
+    )
 
 
-def _calcom(sim: Simulator, operation: Operation, action: Action) -> Handler:
+def _calcom(
+    sim: Simulator, operation: Operation, action: Action, *, version: str = API_VERSION
+) -> Handler:
     """Wrap a Cal.com endpoint: record, latency, auth, rate limit, version, scripted fault."""
 
     async def handler(request: web.Request) -> web.StreamResponse:
@@ -43,7 +62,7 @@ def _calcom(sim: Simulator, operation: Operation, action: Action) -> Handler:
         limits, limited = sim.rate_headers(
             request.headers.get("Authorization", request.remote or "")
         )
-        answer = await _answer(sim, request, operation, action, body, limited)
+        answer = await _answer(sim, request, operation, action, body, limited, version)
         if answer is None:  # the connection was dropped
             return web.Response(status=204)
         for name, value in limits.items():
@@ -60,19 +79,26 @@ async def _answer(
     action: Action,
     body: Any,
     limited: bool,
+    version: str,
 ) -> web.Response | None:
     if sim.api_key is not None and request.headers.get("Authorization") != f"Bearer {sim.api_key}":
         return error_response(sim, request, 401, "UnauthorizedException", "Invalid Access Token.")
+    if _bearer(request) in sim.revoked_keys:
+        # Cal.com's v2 throttler guard resolves the key before anything else and words an
+        # unknown or revoked one so (shared/contracts/README.md, "Rate limit").
+        return error_response(
+            sim, request, 401, "UnauthorizedException", "CustomThrottlerGuard - Invalid API Key"
+        )
     if limited:
         return _throttled(sim, request, None)
-    if request.headers.get("cal-api-version") != API_VERSION:
+    if request.headers.get("cal-api-version") != version:
         return error_response(
             sim,
             request,
             400,
             "BadRequestException",
-            f"simulator: header cal-api-version: {API_VERSION} is required; without it Cal.com "
-            "silently answers from its 2024-04-15 controller with another body shape",
+            f"simulator: header cal-api-version: {version} is required; without it Cal.com "
+            "silently answers from an older controller with another body shape",
         )
     fault = sim.faults.take(operation)
     if fault is None or fault.kind == "delay":
@@ -119,14 +145,70 @@ async def _run(sim: Simulator, request: web.Request, action: Action, body: Any) 
 
 
 async def _create(sim: Simulator, request: web.Request, body: Any) -> web.Response:
-    booking, created = sim.ledger.create(
-        parse_create(body), now=sim.now(), reject_past=sim.reject_past
-    )
+    parsed = parse_create(body)
+    event_type = sim.ledger.event_types.get(parsed.event_type_id or 0)
+    for slug in event_type.required_fields if event_type is not None else ():
+        answer = parsed.booking_fields_responses.get(slug)
+        if answer is None or answer == "":
+            # Cal.com checks the responses against the event type's booking fields and
+            # refuses the whole booking naming the field.
+            raise bad_request(f"bookingFieldsResponses.{slug}: error_required_field")
+    if event_type is not None and event_type.recurring_occurrences:
+        # A recurring type books every occurrence at once and answers with the list.
+        bookings = [
+            sim.ledger.create(
+                replace(parsed, start=parsed.start + timedelta(weeks=week)),
+                now=sim.now(),
+                reject_past=sim.reject_past,
+            )[0]
+            for week in range(event_type.recurring_occurrences)
+        ]
+        return _json(201, {"status": "success", "data": [b.to_calcom() for b in bookings]})
+    booking, created = sim.ledger.create(parsed, now=sim.now(), reject_past=sim.reject_past)
     if created:  # the shortcut returning an existing booking writes nothing and sends nothing
         sim.notify(
             "BOOKING_REQUESTED" if booking.status == "pending" else "BOOKING_CREATED", booking
         )
-    return _json(201, {"status": "success", "data": booking.to_calcom()})
+    data = booking.to_calcom()
+    if event_type is not None and event_type.seats_per_time_slot:
+        data["seatUid"] = f"seat-{booking.uid}"  # a seated create names the attendee's seat
+    return _json(201, {"status": "success", "data": data})
+
+
+async def _slots(sim: Simulator, request: web.Request, body: Any) -> web.Response:
+    query = request.query
+    try:
+        event_type = sim.ledger.event_types.get(int(query.get("eventTypeId", "")))
+    except ValueError as e:
+        raise bad_request("eventTypeId must be an integer number") from e
+    if event_type is None:
+        raise SimulatedError(
+            404, "NotFoundException", f"Event type with id={query['eventTypeId']} not found"
+        )
+    start = parse_time(query.get("start"), "start must be a valid ISO 8601 date string")
+    end = parse_time(query.get("end"), "end must be a valid ISO 8601 date string")
+    zone_name = query.get("timeZone", "UTC")
+    try:
+        zone = ZoneInfo(zone_name)
+    except (ZoneInfoNotFoundError, ValueError) as e:
+        raise bad_request("timeZone must be a valid IANA time zone") from e
+    by_date: dict[str, list[dict[str, str]]] = {}
+    for slot in free_slots(sim.ledger, event_type, start=start, end=end, now=sim.now()):
+        day = slot.astimezone(zone).date().isoformat()
+        by_date.setdefault(day, []).append({"start": to_calcom_time(slot)})
+    return _json(200, {"status": "success", "data": by_date})
+
+
+async def _event_type(sim: Simulator, request: web.Request, body: Any) -> web.Response:
+    try:
+        event_type = sim.ledger.event_types.get(int(request.match_info["id"]))
+    except ValueError:
+        event_type = None
+    if event_type is None:
+        raise SimulatedError(
+            404, "NotFoundException", f"Event type with id={request.match_info['id']} not found"
+        )
+    return _json(200, {"status": "success", "data": event_type_output(event_type)})
 
 
 async def _find(sim: Simulator, request: web.Request, body: Any) -> web.Response:
@@ -184,6 +266,12 @@ async def _body(request: web.Request) -> Any:
         return raw.decode("utf-8", "replace")
 
 
+def _bearer(request: web.Request) -> str:
+    """The API key of `Authorization: Bearer <key>`, or "" without one."""
+    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+    return key.strip() if scheme.lower() == "bearer" else ""
+
+
 def _drop(request: web.Request) -> None:
     """Close the connection without an answer, as a crashed proxy would."""
     transport = request.transport
@@ -193,7 +281,11 @@ def _drop(request: web.Request) -> None:
 
 def _throttled(sim: Simulator, request: web.Request, retry_after: int | None) -> web.Response:
     response = error_response(
-        sim, request, 429, "ThrottlerException", "ThrottlerException: Too Many Requests"
+        sim,
+        request,
+        429,
+        "ThrottlerException",
+        "CustomThrottlerGuard - Too many requests. Please try again later.",
     )
     if retry_after is not None:
         response.headers["Retry-After"] = str(retry_after)

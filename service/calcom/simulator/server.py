@@ -13,7 +13,7 @@ import math
 import sys
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,6 +34,9 @@ from service.calcom.simulator.webhooks import (
     WebhookFault,
     parse_webhook_fault,
 )
+
+RATE_WINDOW_SECONDS = 60
+RATE_BLOCK_SECONDS = 60
 
 
 def _utc_now() -> datetime:
@@ -78,7 +81,13 @@ class CalcomSimulator:
         self.enforce_rate_limit = enforce_rate_limit
         self.reject_past = reject_past
         self.requests: deque[RecordedRequest] = deque(maxlen=1000)
+        # Keys an operator revoked in Cal.com's settings: any other key is accepted, as a
+        # simulator users point their agents at must not need a real key.
+        self.revoked_keys: set[str] = set()
         self._windows: dict[str, tuple[float, int]] = {}
+        self._blocked: dict[str, float] = {}
+        # The rate limiter's clock (real time; tests may move it).
+        self.monotonic: Callable[[], float] = time.monotonic
         self._release = asyncio.Event()
         self._app: web.Application | None = None
 
@@ -177,6 +186,8 @@ class CalcomSimulator:
         self.webhooks.reset()
         # Back to the clock it was started with: a configured skew is part of the deployment.
         self.set_clock(offset=self._skew if self._skew else None)
+        self._blocked.clear()
+        self.revoked_keys.clear()
         self.release_hung()
 
     def release_hung(self) -> None:
@@ -192,19 +203,38 @@ class CalcomSimulator:
                 await release.wait()
 
     def rate_headers(self, key: str) -> tuple[dict[str, str], bool]:
-        """Count one request for `key` in its minute; the headers Cal.com sends, and if over."""
-        now = time.monotonic()
+        """Count one request for `key`; the headers Cal.com sends, and whether it is refused.
+
+        Cal.com's v2 throttler (shared/contracts/README.md, "Rate limit (v2 throttler)"):
+        `rate_limit` requests per 60 s per key, every request counted; the one over the limit
+        is a 429 and blocks the key for 60 s, during which every request is a 429 too;
+        `X-RateLimit-Reset-Default` counts the seconds until the window or the block ends.
+        """
+        if not self.enforce_rate_limit:
+            # A Cal.com without a limit (`--rate-limit 0`) announces none.
+            return {}, False
+        now = self.monotonic()
+        blocked_until = self._blocked.get(key, 0.0)
+        if now < blocked_until:
+            return self._limit_headers(0, blocked_until - now), True
         started, count = self._windows.get(key, (now, 0))
-        if now - started >= 60:
+        if now - started >= RATE_WINDOW_SECONDS:
             started, count = now, 0
         count += 1
         self._windows[key] = (started, count)
-        headers = {
+        if count > self.rate_limit:
+            self._blocked[key] = now + RATE_BLOCK_SECONDS
+            self._windows.pop(key, None)
+            return self._limit_headers(0, RATE_BLOCK_SECONDS), True
+        remaining = max(0, self.rate_limit - count)
+        return self._limit_headers(remaining, RATE_WINDOW_SECONDS - (now - started)), False
+
+    def _limit_headers(self, remaining: int, reset_seconds: float) -> dict[str, str]:
+        return {
             "X-RateLimit-Limit-Default": str(self.rate_limit),
-            "X-RateLimit-Remaining-Default": str(max(0, self.rate_limit - count)),
-            "X-RateLimit-Reset-Default": str(max(1, math.ceil(60 - (now - started)))),
+            "X-RateLimit-Remaining-Default": str(remaining),
+            "X-RateLimit-Reset-Default": str(max(1, math.ceil(reset_seconds))),
         }
-        return headers, self.enforce_rate_limit and count > self.rate_limit
 
 
 SIMULATOR = web.AppKey("calcom_simulator", CalcomSimulator)
@@ -238,6 +268,7 @@ def run_simulator(
     webhook_url: str | None = None,
     webhook_secret: str | None = None,
     webhook_faults: Iterable[str] = (),
+    rate_limit: int = 120,
 ) -> int:
     """Serve a simulator until interrupted; the `simulate-calcom` command."""
     try:
@@ -253,7 +284,11 @@ def run_simulator(
         webhook_url=webhook_url,
         webhook_secret=webhook_secret,
         webhook_faults=webhook_scripted,
+        rate_limit=max(rate_limit, 0),
+        enforce_rate_limit=rate_limit > 0,
     )
+    limit = f"{rate_limit} requests a minute per key" if rate_limit > 0 else "off"
+    print(f"rate limit: {limit}", flush=True)
     for event_type in sim.ledger.event_types.values():
         print(f"event type {event_type.id} ({event_type.slug}): {event_type.kind}", flush=True)
     print(f"Cal.com API at http://{host}:{port}/v2 (cal-api-version {API_VERSION})", flush=True)

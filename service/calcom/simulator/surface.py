@@ -56,6 +56,7 @@ class Simulator(Protocol):
     now: Clock
     latency_ms: int
     api_key: str | None
+    revoked_keys: set[str]
     reject_past: bool
     requests: deque[RecordedRequest]
     webhooks: WebhookDispatcher

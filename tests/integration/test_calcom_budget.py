@@ -1,0 +1,93 @@
+"""The shared Cal.com budget: leased in batches from PostgreSQL, one per key for all processes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+
+from service.booking.calcom_budget import SharedCalcomBudget, key_hash
+from service.booking.clock import FakeClock
+from service.calcom.rate_limit import Announcement, CalcomRateLimited
+from service.cli.main import main
+from service.settings import Settings
+
+KEY = "cal_live_budget_test_key"
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(datetime(2026, 1, 5, 9, 0, tzinfo=UTC))
+
+
+async def used(db: asyncpg.Pool) -> int:
+    n: int = await db.fetchval(
+        "SELECT used FROM calcom_rate_limit WHERE key_hash = $1", key_hash(KEY)
+    )
+    return n
+
+
+async def test_processes_share_one_budget_leased_in_batches(
+    db: asyncpg.Pool, clock: FakeClock
+) -> None:
+    first = SharedCalcomBudget(db, api_key=KEY, limit=15, clock=clock, batch=10)
+    second = SharedCalcomBudget(db, api_key=KEY, limit=15, clock=clock, batch=10)
+
+    await first.take()
+    assert await used(db) == 10  # one lease of a batch
+    for _ in range(9):
+        await first.take()
+    assert await used(db) == 10  # the nine others spent local tokens: no round trip
+    for _ in range(5):
+        await second.take()
+    with pytest.raises(CalcomRateLimited) as raised:
+        await second.take()
+    assert raised.value.status == 429 and raised.value.retry_after == 60
+    with pytest.raises(CalcomRateLimited):
+        await first.take()
+
+    clock.advance(timedelta(seconds=60))  # a new window
+    await second.take()
+    assert await used(db) == 10
+
+
+async def test_a_429_blocks_every_process_until_calcoms_reset(
+    db: asyncpg.Pool, clock: FakeClock
+) -> None:
+    first = SharedCalcomBudget(db, api_key=KEY, limit=120, clock=clock)
+    second = SharedCalcomBudget(db, api_key=KEY, limit=120, clock=clock)
+    await first.take()
+    await first.observe(Announcement(status=429, limit=120, remaining=0, reset_seconds=42))
+    for budget in (first, second):
+        with pytest.raises(CalcomRateLimited) as raised:
+            await budget.take()
+        assert raised.value.retry_after == 42
+    clock.advance(timedelta(seconds=42))
+    await second.take()
+
+
+async def test_the_limit_follows_what_calcom_announces(db: asyncpg.Pool, clock: FakeClock) -> None:
+    budget = SharedCalcomBudget(db, api_key=KEY, limit=120, clock=clock, batch=10)
+    await budget.observe(Announcement(status=200, limit=3, remaining=2, reset_seconds=50))
+    assert budget.limit == 3
+    for _ in range(3):
+        await budget.take()
+    with pytest.raises(CalcomRateLimited):
+        await budget.take()
+
+
+@pytest.mark.parametrize(("text", "limit"), [("120", 120), ("90/min", 90), ("0", 0)])
+def test_the_setting_is_requests_a_minute(
+    monkeypatch: pytest.MonkeyPatch, text: str, limit: int
+) -> None:
+    monkeypatch.setenv("BOOKING_GUARD_CALCOM_RATE_LIMIT", text)
+    assert Settings().calcom_rate_limit == limit
+
+
+def test_a_bad_limit_stops_the_process_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("BOOKING_GUARD_CALCOM_RATE_LIMIT", "lots")
+    assert main(["serve"]) == 2
+    assert "BOOKING_GUARD_CALCOM_RATE_LIMIT" in capsys.readouterr().err
