@@ -102,6 +102,37 @@ async def command_database(settings: Settings) -> AsyncIterator[tuple[asyncpg.Po
         yield pool, EventStore(pool)
 
 
+@asynccontextmanager
+async def command_reconciler(
+    settings: Settings, *, calcom: CalcomClient | None = None
+) -> AsyncIterator[tuple[Reconciler, CalcomClient]]:
+    """`reconcile`'s parts: the database, the Cal.com client and a reconciler over both."""
+    api_key = settings.calcom_api_key
+    async with (
+        command_database(settings) as (pool, store),
+        open_calcom(
+            api_key=api_key.get_secret_value() if api_key is not None else None,
+            base_url=settings.calcom_base_url,
+            given=calcom,
+        ) as client,
+    ):
+        clock = SystemClock()
+        orphans = Orphans(
+            pool=pool, store=store, calcom=client, clock=clock, policy=settings.orphan_policy
+        )
+        yield (
+            Reconciler(
+                pool=pool,
+                store=store,
+                calcom=client,
+                clock=clock,
+                orphans=orphans,
+                orphan_grace=timedelta(seconds=settings.orphan_grace_seconds),
+            ),
+            client,
+        )
+
+
 async def prepare_schema(pool: asyncpg.Pool, *, auto_migrate: bool) -> None:
     """`serve`'s start: apply pending migrations, or refuse a database behind (SchemaBehind).
 
@@ -247,6 +278,7 @@ def create_app(
             interval=interval,
             metrics=metrics,
             reconciler=app[RECONCILER],
+            reconcile_every=settings.reconcile_interval_seconds,
             parking=Parking(
                 store=app[STORE],
                 max_tries=settings.recovery_max_tries,

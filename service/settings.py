@@ -163,6 +163,9 @@ class Settings(BaseSettings):
     orphan_grace_seconds: float = Field(
         600.0, gt=0, validation_alias=_env("BOOKING_GUARD_ORPHAN_GRACE_SECONDS")
     )
+    reconcile_interval_seconds: float = Field(
+        900.0, ge=0, validation_alias=_env("BOOKING_GUARD_RECONCILE_INTERVAL_SECONDS")
+    )
     orphan_policy: Literal["cancel", "alert"] = Field(
         "cancel", validation_alias=_env("BOOKING_GUARD_ORPHAN_POLICY")
     )

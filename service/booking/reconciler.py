@@ -46,6 +46,11 @@ from service.calcom.port import CalcomBooking, CalcomClient
 log = logging.getLogger(__name__)
 
 LEASE: Final = timedelta(seconds=60)
+# The periodic pass looks at the bookings Cal.com created in the last day.
+WINDOW: Final = timedelta(hours=24)
+# A session lock (no transaction is held open across Cal.com's answers): one process a pass.
+_TRY_LOCK: Final = "SELECT pg_try_advisory_lock(hashtextextended('bg-reconcile', 0))"
+_UNLOCK: Final = "SELECT pg_advisory_unlock(hashtextextended('bg-reconcile', 0))"
 _METADATA: Final = EventMetadata(producer="booking-guard-reconciler")
 
 Kind = Literal[
@@ -151,6 +156,20 @@ class Reconciler:
                 )
             )
         return findings
+
+    async def reconcile_window(self, *, window: timedelta = WINDOW) -> list[Finding] | None:
+        """Compare and settle the bookings Cal.com created in the last `window`, in one process
+        at a time (a session advisory lock); None when another process is doing it."""
+        async with self._pool.acquire() as conn:
+            if not await conn.fetchval(_TRY_LOCK):
+                return None
+            try:
+                bookings = await self._calcom.list_bookings(
+                    created_after=self._clock.now() - window
+                )
+                return await self.reconcile(bookings)
+            finally:
+                await conn.execute(_UNLOCK)
 
     async def reconcile(
         self, bookings: Sequence[CalcomBooking], *, dry_run: bool = False

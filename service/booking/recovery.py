@@ -25,6 +25,7 @@ from service.booking import idempotency, parking
 from service.booking.clock import Clock
 from service.booking.reconciler import Reconciler
 from service.booking.workflow import BookingWorkflow
+from service.calcom.port import CalcomError
 from service.ops.logs import log_scope
 from service.ops.metrics import Metrics
 
@@ -61,12 +62,16 @@ class RecoveryLoop:
         monotonic: Callable[[], float] = time.monotonic,
         reconciler: Reconciler | None = None,
         parking: Parking | None = None,
+        reconcile_every: float = 0.0,
     ) -> None:
         if interval <= 0 or batch_size <= 0:
             raise ValueError(f"interval and batch_size must be positive: {interval}, {batch_size}")
         self._workflow = workflow
         # Orphans: keys whose failed attempts may have left a booking, due after their grace.
         self._reconciler = reconciler
+        # How often a window of Cal.com is compared with the ledger (0: never, in this loop).
+        self._reconcile_every = reconcile_every
+        self._window_at = float("-inf")
         self._pool = pool
         self._clock = clock
         self._interval = interval
@@ -100,6 +105,19 @@ class RecoveryLoop:
                 settled = await self._reconciler.run_queue(limit=self._batch_size)
             if settled:
                 log.info("settled %d orphan bookings", len(settled))
+        due = self._monotonic() - self._window_at >= self._reconcile_every
+        if self._reconciler is not None and self._reconcile_every > 0 and due:
+            self._window_at = self._monotonic()
+            try:
+                with log_scope():
+                    findings = await self._reconciler.reconcile_window()
+            except CalcomError as e:
+                # Cal.com away or refusing: the next pass tries again; nothing was settled.
+                log.warning("reconciliation skipped, Cal.com did not answer: %s", e)
+                findings = None
+            differing = [f for f in findings or [] if f.kind not in ("in_sync", "in_flight")]
+            if differing:
+                log.warning("reconciliation settled %d differences with Cal.com", len(differing))
         if self._monotonic() - self._reaped_at >= REAP_EVERY_SECONDS:
             await self._reap()
         return recovered

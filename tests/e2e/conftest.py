@@ -36,6 +36,9 @@ class Harness:
     simulator: CalcomSimulator
     clock: FakeClock
     pool: asyncpg.Pool
+    # The service's own Cal.com client (to the simulator), for tests that run commands beside it.
+    calcom: HttpCalcomClient | None = None
+    settings: Settings | None = None
     simulator_url: str = ""
 
     async def book(self, body: dict[str, Any], **headers: str) -> tuple[int, dict[str, Any]]:
@@ -130,7 +133,13 @@ async def make_harness(db: asyncpg.Pool, database_url: str) -> AsyncIterator[Mak
             client: TestClient[Any, Any] = TestClient(GuardedTestServer(app))
             await stack.enter_async_context(client)
             return Harness(
-                client=client, simulator=simulator, clock=clock, pool=db, simulator_url=base_url
+                client=client,
+                simulator=simulator,
+                clock=clock,
+                pool=db,
+                calcom=calcom,
+                settings=settings,
+                simulator_url=base_url,
             )
 
         yield make

@@ -9,11 +9,18 @@ a replayed answer says what is true now.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+import io
+import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from service.api.keys import RECONCILER
+import pytest
+
+from service.api.keys import METRICS, POOL, RECONCILER, WORKFLOW
+from service.booking.recovery import RecoveryLoop
+from service.calcom.port import CreateBooking
 from service.calcom.simulator.event_types import CONFIRMATION_EVENT_TYPE_ID
+from service.cli.reconcile import parse_since, reconcile
 from tests.e2e.conftest import CALL_687, PLAIN, RETURNS_EXISTING, Harness, MakeHarness, attempt_body
 from tests.e2e.signed import CALCOM_SECRET, post_calcom
 from tests.e2e.test_webhooks_calcom import webhook
@@ -224,3 +231,103 @@ async def test_a_producer_back_within_the_grace_gets_the_booking_and_nothing_is_
     harness.clock.advance(timedelta(seconds=601))
     assert await harness.client.app[RECONCILER].run_queue() == []
     assert harness.simulator.ledger.get(uid).status == "accepted"
+
+
+async def run_reconcile(harness: Harness, *, dry_run: bool) -> tuple[int, dict[str, Any]]:
+    assert harness.settings is not None and harness.calcom is not None
+    out = io.StringIO()
+    status = await reconcile(
+        harness.settings,
+        since=datetime(2025, 1, 1, tzinfo=UTC),
+        dry_run=dry_run,
+        as_json=True,
+        out=out,
+        calcom=harness.calcom,
+    )
+    body: dict[str, Any] = json.loads(out.getvalue())
+    return status, body
+
+
+async def test_reconcile_reports_drift_settles_it_and_then_reports_none(
+    harness: Harness,
+) -> None:
+    # An orphan (every answer lost, nobody came back), a cancellation the ledger never heard
+    # of, and a booking with our kind of metadata made around the guard.
+    orphan = await lost_answer_booking(harness, "orphaned")
+    status, booked = await harness.book(attempt_body(CALL_687, start="2025-10-10T09:00:00Z"))
+    assert status == 201
+    drifted = booked["appointment"]["booking_uid"]
+    harness.simulator.ledger.cancel(drifted, reason="attendee", now=harness.clock.now())
+    assert harness.calcom is not None
+    rogue = await harness.calcom.create_booking(
+        CreateBooking(
+            event_type_id=PLAIN,
+            start=datetime(2025, 10, 10, 12, 0, tzinfo=UTC),
+            attendee_name="Rogue",
+            attendee_time_zone="Europe/Berlin",
+            attendee_email="rogue@example.com",
+            metadata={"call_id": "call_rogue"},
+        )
+    )
+
+    status, dry = await run_reconcile(harness, dry_run=True)
+    assert status == 1
+    kinds = {f["booking_uid"]: f["kind"] for f in dry["findings"]}
+    assert kinds[orphan] == "orphan_to_cancel"
+    assert kinds[drifted] == "status_drift"
+    assert kinds[rogue.uid] == "unguarded"
+    assert harness.simulator.ledger.get(orphan).status == "accepted"  # a dry run changes nothing
+
+    status, settled = await run_reconcile(harness, dry_run=False)
+    assert status == 0
+    kinds = {f["booking_uid"]: f["kind"] for f in settled["findings"]}
+    assert (kinds[orphan], kinds[drifted]) == ("orphan_cancelled", "status_drift_applied")
+    assert harness.simulator.ledger.get(orphan).status == "cancelled"
+    row = await harness.pool.fetchrow(
+        "SELECT status FROM appointments WHERE booking_uid = $1", drifted
+    )
+    assert row is not None and row["status"] == "cancelled"
+
+    status, again = await run_reconcile(harness, dry_run=True)
+    assert again["counts"].get("orphan_to_cancel", 0) == 0
+    assert again["counts"].get("status_drift", 0) == 0
+    # The unguarded booking is reported each time: it is not ours to cancel.
+    assert again["counts"].get("unguarded") == 1
+
+
+def test_since_takes_durations_and_rfc_3339_times() -> None:
+    now = datetime(2026, 1, 2, 12, 0, tzinfo=UTC)
+    assert parse_since("30m", now=now) == now - timedelta(minutes=30)
+    assert parse_since("24h", now=now) == now - timedelta(hours=24)
+    assert parse_since("7d", now=now) == now - timedelta(days=7)
+    assert parse_since("2026-01-01T00:00:00Z", now=now) == datetime(2026, 1, 1, tzinfo=UTC)
+    for bad in ("yesterday", "2026-01-01T00:00:00", "5w"):
+        with pytest.raises(ValueError, match="--since"):
+            parse_since(bad, now=now)
+
+
+async def test_the_recovery_loop_reconciles_a_window_of_cal_com_now_and_then(
+    harness: Harness,
+) -> None:
+    status, booked = await harness.book(attempt_body(CALL_687, event_type_id=PLAIN))
+    assert status == 201
+    uid = booked["appointment"]["booking_uid"]
+    # Cancelled in Cal.com, and the webhook never came.
+    harness.simulator.ledger.cancel(uid, reason="attendee", now=harness.clock.now())
+    app = harness.client.app
+    loop = RecoveryLoop(
+        app[WORKFLOW],
+        app[POOL],
+        harness.clock,
+        interval=60,
+        metrics=app[METRICS],
+        reconciler=app[RECONCILER],
+        reconcile_every=900,
+    )
+
+    await loop.run_once()
+
+    row = await harness.pool.fetchrow("SELECT status FROM appointments WHERE booking_uid = $1", uid)
+    assert row is not None and row["status"] == "cancelled"
+    text = await (await harness.client.get("/metrics")).text()
+    assert 'booking_guard_reconcile_drift_total{kind="status_drift_applied"} 1.0' in text
