@@ -24,6 +24,7 @@ from service.booking.guards import default_guards
 from service.booking.models import BookingRequest
 from service.booking.workflow import BookingWorkflow
 from service.calcom.client import HttpCalcomClient
+from service.calcom.port import CalcomBooking, CreateBooking
 from service.calcom.simulator.server import CalcomSimulator
 from service.calcom.wiring import serve_simulator
 
@@ -209,3 +210,70 @@ async def test_a_late_driver_answers_with_the_outcome_already_recorded(world: Wo
 
     assert late.status == "confirmed" and late.attempt_id == claimed.attempt_id
     assert await world.outcome_events() == ["BookingConfirmed"]
+
+
+class MovedCalcom:
+    """A Cal.com port that books every request an hour later than asked (for slot_match)."""
+
+    def __init__(self) -> None:
+        self.cancelled: list[tuple[str, str | None]] = []
+        self.booking: CalcomBooking | None = None
+
+    async def create_booking(self, request: CreateBooking) -> CalcomBooking:
+        start = request.start + timedelta(hours=1)
+        self.booking = CalcomBooking.from_calcom(
+            {
+                "id": 7,
+                "uid": "movedUid1",
+                "status": "accepted",
+                "start": start.isoformat(),
+                "end": (start + timedelta(minutes=30)).isoformat(),
+                "createdAt": INCIDENT_MORNING.isoformat(),
+                "metadata": request.metadata,
+                "attendees": [{"name": request.attendee_name, "email": request.attendee_email}],
+            }
+        )
+        return self.booking
+
+    async def find_bookings(
+        self, *, attendee_email: str, event_type_id: int, start: datetime
+    ) -> list[CalcomBooking]:
+        return []
+
+    async def get_booking(self, uid: str) -> CalcomBooking:
+        assert self.booking is not None
+        return self.booking
+
+    async def cancel_booking(self, uid: str, *, reason: str | None = None) -> CalcomBooking:
+        self.cancelled.append((uid, reason))
+        assert self.booking is not None
+        return self.booking.model_copy(update={"status": "cancelled"})
+
+    async def list_bookings(
+        self, *, created_after: datetime, created_before: datetime | None = None, take: int = 100
+    ) -> list[CalcomBooking]:
+        return []
+
+
+async def test_a_booking_of_ours_that_a_guard_refuses_is_cancelled_not_left_live(
+    world: World,
+) -> None:
+    calcom = MovedCalcom()
+    workflow = BookingWorkflow(
+        pool=world.pool,
+        store=world.store,
+        calcom=calcom,
+        clock=world.clock,
+        guards=default_guards(
+            max_age=timedelta(seconds=30), lookup=PoolAppointmentLookup(world.pool)
+        ),
+        holder="test:1",
+    )
+
+    result = await workflow.book(request(event_type_id=PLAIN))
+
+    assert (result.outcome.status, result.outcome.reason) == ("rejected", "slot_mismatch")
+    assert [uid for uid, _ in calcom.cancelled] == ["movedUid1"]
+    assert "slot_mismatch" in (calcom.cancelled[0][1] or "")
+    types = await world.pool.fetch("SELECT type FROM events ORDER BY position")
+    assert "OrphanBookingCancelled" in [row["type"] for row in types]
