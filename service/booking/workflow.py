@@ -7,10 +7,12 @@ the transaction horizon every projector reads behind.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 import asyncpg
 
@@ -49,6 +51,10 @@ from service.ops.logs import bind
 log = logging.getLogger(__name__)
 
 MAX_BOOKING_HORIZON = timedelta(days=2 * 366)
+# How long a taken slot waits for another attempt of the same call to record the booking it
+# made (it has its answer already; only its outcome statement is left).
+SIBLING_WAIT_SECONDS = 10.0
+SIBLING_POLL_SECONDS = 0.05
 
 
 class BookingWorkflow:
@@ -90,6 +96,7 @@ class BookingWorkflow:
         )
         self._orphans = orphans or Orphans(pool=pool, store=store, calcom=calcom, clock=clock)
         self._slot_locks = KeyedLocks()
+        self._found: dict[uuid.UUID, list[CalcomBooking]] = {}
 
     async def book(
         self,
@@ -330,7 +337,10 @@ class BookingWorkflow:
             if held is not None:
                 # The call's own appointment first: no second booking, no refusal.
                 return await self._outcomes.held(attempt, held)
-            return await self._ask_calcom(attempt, reconcile=reconcile)
+            try:
+                return await self._ask_calcom(attempt, reconcile=reconcile)
+            finally:
+                self._found.pop(attempt.attempt_id, None)
 
     async def _ask_calcom(self, attempt: Attempt, *, reconcile: bool) -> AttemptOutcome:
         r = attempt.requested
@@ -349,9 +359,10 @@ class BookingWorkflow:
                         raise
                     booking = own
         except CalcomSlotUnavailable as e:
-            held = await appointments.held_by_call(self._pool, r.call_id, r.event_type_id, r.start)
+            held = await self._held_by_sibling(attempt)
             if held is not None:
-                # Another process booked this slot for this very call meanwhile.
+                # Another attempt of this very call (another key, maybe another process) booked
+                # the slot meanwhile: the call holds it.
                 return await self._outcomes.held(attempt, held)
             return await self._outcomes.reject_by_calcom(attempt, e)
         except CalcomRejected as e:
@@ -380,6 +391,25 @@ class BookingWorkflow:
                 return await self._outcomes.held(attempt, row, received=received)
         return await self._outcomes.confirm(attempt, received, booking, chain)
 
+    async def _held_by_sibling(self, attempt: Attempt) -> dict[str, Any] | None:
+        """The call's appointment for this slot, made by another of its attempts: at once, or,
+        when Cal.com holds a live booking of this call for the slot whose attempt has not
+        recorded its outcome yet (two keys at once, in two processes), once it has."""
+        r = attempt.requested
+        held = await appointments.held_by_call(self._pool, r.call_id, r.event_type_id, r.start)
+        if held is not None or not any(
+            (b.metadata or {}).get("call_id") == r.call_id and _is_live(b)
+            for b in self._found.get(attempt.attempt_id, [])
+        ):
+            return held
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SIBLING_WAIT_SECONDS
+        while held is None and loop.time() < deadline:
+            # The sibling is one statement away from its outcome: look again shortly.
+            await asyncio.sleep(SIBLING_POLL_SECONDS)
+            held = await appointments.held_by_call(self._pool, r.call_id, r.event_type_id, r.start)
+        return held
+
     async def _find_own(self, attempt: Attempt) -> CalcomBooking | None:
         """The booking one of this key's attempts made, live ones first (None: none found)."""
         email = attempt.requested.attendee.email
@@ -390,6 +420,8 @@ class BookingWorkflow:
             event_type_id=attempt.requested.event_type_id,
             start=attempt.requested.start,
         )
+        # Kept for a taken slot's second look (_held_by_sibling), dropped when judged.
+        self._found[attempt.attempt_id] = found
         ours = [b for b in found if made_by(b, attempt.own_attempt_ids)]
         # A cancelled or rejected one counts only when nothing live exists: its outcome is then
         # recorded (the status guard refuses it) instead of booking again.

@@ -277,3 +277,31 @@ async def test_a_booking_of_ours_that_a_guard_refuses_is_cancelled_not_left_live
     assert "slot_mismatch" in (calcom.cancelled[0][1] or "")
     types = await world.pool.fetch("SELECT type FROM events ORDER BY position")
     assert "OrphanBookingCancelled" in [row["type"] for row in types]
+
+
+async def test_two_keys_of_one_call_in_two_processes_make_one_booking_and_two_answers(
+    world: World,
+) -> None:
+    # Two workflows share nothing in memory, as two processes would; Cal.com is slow enough
+    # that both ask before either has recorded anything.
+    world.simulator.add_faults("delay:100@create", "delay:100@create")
+    first, second = world.workflow(holder="p1:1"), world.workflow(holder="p2:1")
+
+    results = await asyncio.gather(
+        first.book(request(event_type_id=PLAIN), idempotency_key="key-p1"),
+        second.book(request(event_type_id=PLAIN), idempotency_key="key-p2"),
+    )
+
+    outcomes = [r.outcome for r in results]
+    assert sorted((o.status, o.held) for o in outcomes) == [
+        ("confirmed", False),
+        ("confirmed", True),
+    ], outcomes
+    assert len(world.simulator.ledger.bookings) == 1
+    uids = {o.appointment.booking_uid for o in outcomes if o.appointment is not None}
+    assert len(uids) == 1
+    assert await world.outcome_events() == ["BookingConfirmed"]
+    assert (
+        await world.pool.fetchval("SELECT count(*) FROM events WHERE type = 'BookingAlreadyHeld'")
+        == 1
+    )
