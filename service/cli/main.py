@@ -13,6 +13,7 @@ from service.cli.attempts import add_attempts_command, run_attempts_command
 from service.cli.audit import add_audit_command, run_audit_command
 from service.cli.db import add_db_command, run_db_command
 from service.cli.replay import add_replay_commands, run_replay_command
+from service.cli.retell import add_retell_command, run_retell_command
 from service.cli.serve import add_serve_commands, run_serve, run_simulate
 from service.ops.logs import configure_logging
 from service.settings import Settings, describe_invalid
@@ -31,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     add_audit_command(commands)
     add_db_command(commands)
     add_attempts_command(commands)
+    add_retell_command(commands)
 
     args = parser.parse_args(argv)
     try:
@@ -66,6 +68,8 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: Se
         return run_db_command(args, settings)
     elif args.command == "attempts":
         return run_attempts_command(args, settings)
+    elif args.command == "retell":
+        return run_retell_command(args, settings)
     parser.error(f"unknown command {args.command}")
     return 2
 
