@@ -11,6 +11,7 @@ from events.migrate import MigrationError, SchemaBehind
 from service.cli import demo
 from service.cli.attempts import add_attempts_command, run_attempts_command
 from service.cli.audit import add_audit_command, run_audit_command
+from service.cli.check import add_check_command, run_check_command
 from service.cli.db import add_db_command, run_db_command
 from service.cli.replay import add_replay_commands, run_replay_command
 from service.cli.retell import add_retell_command, run_retell_command
@@ -32,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     add_audit_command(commands)
     add_db_command(commands)
     add_attempts_command(commands)
+    add_check_command(commands)
     add_retell_command(commands)
 
     args = parser.parse_args(argv)
@@ -68,6 +70,8 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: Se
         return run_db_command(args, settings)
     elif args.command == "attempts":
         return run_attempts_command(args, settings)
+    elif args.command == "check":
+        return run_check_command(args, settings)
     elif args.command == "retell":
         return run_retell_command(args, settings)
     parser.error(f"unknown command {args.command}")
