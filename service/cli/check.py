@@ -35,6 +35,8 @@ Status = Literal["ok", "warn", "FAIL", "skip"]
 # Agents that called this recently count as in service; older ones may be retired.
 AGENTS_WINDOW = timedelta(days=30)
 DATABASE_TIMEOUT_SECONDS = 5.0
+# The checks that read the database, after the connection itself.
+DATABASE_CHECKS = ("schema", "Retell agents")
 NEW_KEY = (
     "create an API key in Cal.com (Settings → Developer → API Keys) as the event types' owner "
     "or a team admin, and set CALCOM_API_KEY to it"
@@ -96,8 +98,8 @@ async def database_rows(settings: Settings) -> list[Row]:
         pool = await create_pool(dsn, min_size=1, max_size=1, timeout=DATABASE_TIMEOUT_SECONDS)
     except DatabaseUnavailable as e:
         todo = "check DATABASE_URL and that the server accepts connections from here"
-        skipped = Row("schema", "skip", "not checked: no database")
-        return [Row("PostgreSQL", "FAIL", str(e), todo), skipped]
+        skipped = [Row(name, "skip", "not checked: no database") for name in DATABASE_CHECKS]
+        return [Row("PostgreSQL", "FAIL", str(e), todo), *skipped]
     try:
         async with pool.acquire() as conn:
             rows = [Row("PostgreSQL", "ok", f"connected ({where})")]
@@ -110,7 +112,8 @@ async def database_rows(settings: Settings) -> list[Row]:
                 behind = f"version {found.current} of {found.head}; pending: {names}"
                 todo = "run `booking-guard db migrate` (serve does it at start unless "
                 todo += "BOOKING_GUARD_AUTO_MIGRATE=false)"
-                return [*rows, Row("schema", "FAIL", behind, todo)]
+                agents = Row("Retell agents", "skip", "not checked: the schema is behind")
+                return [*rows, Row("schema", "FAIL", behind, todo), agents]
             schema = Row("schema", "ok", f"version {found.current}, current")
             if found.unknown:
                 newer = ", ".join(row.label for row in found.unknown)

@@ -171,3 +171,16 @@ async def test_the_command_exits_0_when_ready_and_1_on_a_revoked_key(
     assert refused.status == 1, refused.out + refused.err
     calcom = next(row for row in json.loads(refused.out) if row["check"] == "Cal.com")
     assert calcom["status"] == "FAIL" and "CALCOM_API_KEY" in calcom["todo"]
+
+
+async def test_an_unreachable_database_fails_and_names_database_url(
+    simulator: tuple[CalcomSimulator, str],
+) -> None:
+    _, origin = simulator
+    # Port 1 on loopback: nothing listens there, the connection is refused at once.
+    nowhere = "postgresql://postgres@127.0.0.1:1/postgres"
+    found = by_check(await run_checks(live(nowhere, origin)))
+    assert found["PostgreSQL"].status == "FAIL"
+    assert "DATABASE_URL" in found["PostgreSQL"].todo
+    assert found["schema"].status == "skip" and found["Retell agents"].status == "skip"
+    assert found["Cal.com"].status == "ok"  # the other checks still run
