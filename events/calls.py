@@ -7,8 +7,10 @@ event, and the store treats the re-append of the same event id as a no-op.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+from events.database import Executor
 from events.models import Event, register
 
 
@@ -55,3 +57,25 @@ class RetellCallAnalyzed(RetellCallEvent):
 def call_stream(call_id: str) -> str:
     """The stream holding one phone call's lifecycle events."""
     return f"call-{call_id}"
+
+
+# Every place the ledger names a Retell agent: the lifecycle events' `agent_id`, and the intent
+# of a booking made through a Retell function call (its metadata's `retell_agent_id`).
+_AGENTS_SEEN = """
+SELECT DISTINCT agent_id FROM (
+    SELECT data ->> 'agent_id' AS agent_id
+      FROM events WHERE type = ANY($1::text[]) AND recorded_at >= $2
+    UNION ALL
+    SELECT data -> 'metadata' ->> 'retell_agent_id'
+      FROM events WHERE type = 'BookingRequested' AND recorded_at >= $2
+) seen
+WHERE agent_id IS NOT NULL AND agent_id <> ''
+ORDER BY agent_id
+"""
+
+
+async def retell_agents_seen(executor: Executor, *, since: datetime) -> list[str]:
+    """The Retell agent ids the ledger recorded since `since`, sorted."""
+    types = [RetellCallStarted.type_name, RetellCallEnded.type_name, RetellCallAnalyzed.type_name]
+    rows = await executor.fetch(_AGENTS_SEEN, types, since)
+    return [str(row["agent_id"]) for row in rows]

@@ -61,8 +61,9 @@ from service.booking.orphans import Orphans
 from service.booking.reconciler import Reconciler
 from service.booking.recovery import Parking, RecoveryLoop
 from service.booking.workflow import BookingWorkflow
+from service.calcom.account import AccountSource
 from service.calcom.event_types import EventTypeSource
-from service.calcom.port import CalcomClient
+from service.calcom.port import CalcomClient, CalcomError
 from service.calcom.slots import SlotSource
 from service.calcom.wiring import open_calcom
 from service.ops.metrics import Metrics
@@ -71,6 +72,8 @@ from service.settings import Settings
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
+# How long `serve` waits at start to learn whose Cal.com key it holds before it goes on without.
+WHOAMI_TIMEOUT_SECONDS = 5.0
 
 
 async def resolve_dsn(settings: Settings) -> str:
@@ -145,6 +148,35 @@ async def prepare_schema(pool: asyncpg.Pool, *, auto_migrate: bool) -> None:
         await require_current(pool)
 
 
+async def log_calcom_account(client: CalcomClient, settings: Settings) -> None:
+    """One line at start: which Cal.com the service books in, and as whom (`GET /v2/me`).
+
+    A wrong key or base URL otherwise shows only when the first caller's booking fails. A
+    failure here is a WARNING and the start goes on: Cal.com may be down for a minute, and
+    the bookings' own errors and alerts say the rest.
+    """
+    where = (
+        "the built-in Cal.com simulator (CALCOM_API_KEY is unset), not Cal.com"
+        if settings.calcom_api_key is None
+        else f"Cal.com at {settings.calcom_base_url}"
+    )
+    if not isinstance(client, AccountSource):
+        log.info("booking in %s", where)
+        return
+    try:
+        async with asyncio.timeout(WHOAMI_TIMEOUT_SECONDS):
+            account = await client.get_me()
+    except (CalcomError, TimeoutError) as e:
+        log.warning(
+            "booking in %s, but GET /v2/me failed (%s): cannot tell whose API key this is; "
+            "run `booking-guard check`",
+            where,
+            e if str(e) else type(e).__name__,
+        )
+        return
+    log.info("booking in %s as %s", where, account.describe())
+
+
 def create_app(
     settings: Settings,
     *,
@@ -204,6 +236,8 @@ def create_app(
             on_request=metrics.observe_calcom,
             budget=budget,
         ) as client:
+            if calcom is None:
+                await log_calcom_account(client, settings)
             lookup = PoolAppointmentLookup(app[POOL])
             app[SLOT_FINDER] = SlotFinder(client if isinstance(client, SlotSource) else None, clock)
             guards = (

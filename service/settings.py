@@ -268,6 +268,19 @@ class Settings(BaseSettings):
         self.retell_agents = _checked_agents(parsed, name)
         return self
 
+    @model_validator(mode="after")
+    def _calcom_key_for_base_url(self) -> Settings:
+        # Without a key the service books against its built-in simulator, whatever
+        # CALCOM_BASE_URL says: a deployment that set the URL and lost the key would look
+        # healthy while booking nothing real.
+        if "calcom_base_url" in self.model_fields_set and self.calcom_api_key is None:
+            raise ValueError(
+                f"CALCOM_BASE_URL is set ({self.calcom_base_url}) but CALCOM_API_KEY is not: set "
+                "CALCOM_API_KEY to the Cal.com API key (any value, e.g. cal_dummy, for a "
+                "simulator), or unset CALCOM_BASE_URL to use the built-in simulator"
+            )
+        return self
+
     @field_validator("calcom_base_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:

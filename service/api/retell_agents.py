@@ -13,11 +13,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import BaseModel, Field
+
 from service.settings import RetellService
 
 # What a booking carries that only the agent's configuration may set, never the LLM: the LLM
 # gives the caller's answers (`booking_fields`), the operator decides length, place and guests.
 CONFIG_ONLY = ("length_in_minutes", "location", "language", "guests")
+
+
+class ServiceArg(BaseModel):
+    """The argument both functions take instead of `event_type_id` once agents are configured."""
+
+    service: str = Field(
+        max_length=200, description="Which of this practice's services the caller wants."
+    )
 
 
 class ServiceRefused(ValueError):

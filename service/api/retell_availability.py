@@ -28,11 +28,20 @@ class AvailabilityArgs(BaseModel):
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
-    event_type_id: int = Field(gt=0, lt=2**63)
-    time_zone: TimeZone
-    day: date | None = None
-    start_from: datetime | None = Field(None, alias="from")
-    start_to: datetime | None = Field(None, alias="to")
+    event_type_id: int = Field(gt=0, lt=2**63, description="The Cal.com event type.")
+    time_zone: TimeZone = Field(description="The caller's IANA time zone, e.g. Europe/Berlin.")
+    day: date | None = Field(
+        None, description="The day to look at (2025-10-10); or give from and to instead."
+    )
+    start_from: datetime | None = Field(
+        None,
+        alias="from",
+        description="Start of the range, ISO 8601 (2025-10-10T08:00); without an offset it is "
+        "read in time_zone.",
+    )
+    start_to: datetime | None = Field(
+        None, alias="to", description="End of the range, at most 31 days after from."
+    )
 
     @model_validator(mode="after")
     def _one_range(self) -> AvailabilityArgs:

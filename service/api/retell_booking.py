@@ -14,8 +14,18 @@ from service.api.retell_speech import local_slots, say_day, say_times
 from service.booking.alternatives import SlotFinder
 from service.booking.attempt import AttemptInFlight, BookingInputError, IdempotencyKeyReused
 from service.booking.event_kinds import UnsupportedEventType
-from service.booking.field_types import UpstreamInt
-from service.booking.models import AttemptOutcome, BookingRequest, CallId
+from service.booking.field_types import PositiveId, UpstreamInt
+from service.booking.models import (
+    AttemptOutcome,
+    BookingRequest,
+    CallId,
+    Email,
+    FieldAnswer,
+    FieldSlug,
+    Phone,
+    Text,
+    TimeZone,
+)
 from service.booking.workflow import BookingWorkflow
 from service.calcom.phones import e164
 
@@ -68,10 +78,42 @@ class RetellFunctionCall(BaseModel):
     args: dict[str, Any]
 
 
+class BookingArgs(BaseModel):
+    """`book_appointment`'s arguments as the LLM gives them: what validates them, and what
+    `booking-guard retell functions` prints for Retell (field names, types, descriptions).
+
+    The agent's configuration adds `length_in_minutes`, `location`, `language` and `guests`
+    (service/api/retell_agents.py); they are not the LLM's to give, so they are not here.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    event_type_id: PositiveId = Field(description="The Cal.com event type to book.")
+    start: str = Field(
+        max_length=64,
+        description="When the appointment starts, ISO 8601 (2025-10-10T08:00); without an "
+        "offset it is read in time_zone.",
+    )
+    name: Text = Field(description="The caller's full name.")
+    time_zone: TimeZone = Field(description="The caller's IANA time zone, e.g. Europe/Berlin.")
+    email: Email | None = Field(None, description="The caller's e-mail address, if they give one.")
+    phone: Phone | None = Field(
+        None,
+        description="The caller's phone number in international form (+4930123456); leave it "
+        "out to use the number they are calling from.",
+    )
+    booking_fields: dict[FieldSlug, FieldAnswer] | None = Field(
+        None,
+        max_length=50,
+        description="The caller's answers to the appointment type's own questions, by field name.",
+    )
+
+
 def booking_request(call: RetellCall, args: dict[str, Any]) -> BookingRequest:
     """The booking request the arguments describe; raises pydantic's ValidationError."""
-    time_zone = args.get("time_zone")
-    phone = args.get("phone")
+    given = BookingArgs.model_validate(args)
+    time_zone = given.time_zone
+    phone = given.phone
     metadata = {"source": "retell"}
     if call.agent_id:
         metadata["retell_agent_id"] = call.agent_id
@@ -82,9 +124,9 @@ def booking_request(call: RetellCall, args: dict[str, Any]) -> BookingRequest:
             # would cost the whole booking a 400; leave it out and book by e-mail, and say so
             # on the intent (its metadata is in the audit and on the Cal.com booking).
             metadata[CALLER_ID_NOTE] = "caller id is not a valid phone number; left out"
-    attendee: dict[str, Any] = {"name": args.get("name"), "time_zone": time_zone}
-    if args.get("email") is not None:
-        attendee["email"] = args["email"]
+    attendee: dict[str, Any] = {"name": given.name, "time_zone": time_zone}
+    if given.email is not None:
+        attendee["email"] = given.email
     if phone is not None:
         attendee["phone_number"] = phone
     if args.get("language") is not None:
@@ -98,8 +140,8 @@ def booking_request(call: RetellCall, args: dict[str, Any]) -> BookingRequest:
     return BookingRequest.model_validate(
         {
             "call_id": call.call_id,
-            "event_type_id": args.get("event_type_id"),
-            "start": _localised(args.get("start"), time_zone),
+            "event_type_id": given.event_type_id,
+            "start": _localised(given.start, time_zone),
             "attendee": attendee,
             "metadata": metadata,
             **carried,

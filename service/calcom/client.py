@@ -17,6 +17,7 @@ import aiohttp
 import orjson
 from pydantic import ValidationError
 
+from service.calcom.account import CalcomAccount
 from service.calcom.errors import calcom_error, retry_after_seconds
 from service.calcom.event_types import EVENT_TYPES_API_VERSION, CalcomEventType
 from service.calcom.port import (
@@ -199,6 +200,18 @@ class HttpCalcomClient:
             if not page or more is False or (more is None and len(page) < take):
                 return list(found.values())
             skip += len(page)
+
+    async def get_me(self) -> CalcomAccount:
+        """`GET /v2/me`: the user this API key belongs to."""
+        body = await self._call("GET", "/me", "/v2/me")
+        data = body.get("data") if isinstance(body, dict) else None
+        try:
+            return CalcomAccount.from_calcom(data if isinstance(data, dict) else {})
+        except ValueError as e:  # pydantic's ValidationError is a ValueError
+            raise CalcomInvalidResponse(
+                f"Cal.com answered GET /v2/me without a user we can read: {_fields_at_fault(e)}",
+                code="invalid_response",
+            ) from e
 
     async def get_event_type(self, event_type_id: int) -> CalcomEventType:
         """`GET /v2/event-types/{id}` (cal-api-version 2024-06-14): what kind of type it is."""

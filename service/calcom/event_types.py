@@ -28,6 +28,8 @@ class CalcomEventType(BaseModel):
     seated: bool = False
     recurring: bool = False
     scheduling_type: str | None = None
+    # The host confirms each booking: Cal.com holds it `pending` until then.
+    requires_confirmation: bool = False
     # Custom booking fields Cal.com requires an answer for (their `slug`s).
     required_fields: tuple[str, ...] = ()
 
@@ -61,6 +63,10 @@ class CalcomEventType(BaseModel):
             and not f.get("isDefault", False)
         )
         length = data.get("lengthInMinutes")
+        policy = data.get("confirmationPolicy")
+        confirmation = (
+            isinstance(policy, dict) and bool(policy) and not policy.get("disabled", False)
+        ) or data.get("requiresConfirmation") is True
         return cls(
             id=int(data["id"]),
             slug=data.get("slug") if isinstance(data.get("slug"), str) else None,
@@ -72,6 +78,7 @@ class CalcomEventType(BaseModel):
             scheduling_type=data.get("schedulingType")
             if isinstance(data.get("schedulingType"), str)
             else None,
+            requires_confirmation=confirmation,
             required_fields=required,
         )
 

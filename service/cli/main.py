@@ -11,9 +11,11 @@ from events.migrate import MigrationError, SchemaBehind
 from service.cli import demo
 from service.cli.attempts import add_attempts_command, run_attempts_command
 from service.cli.audit import add_audit_command, run_audit_command
+from service.cli.check import add_check_command, run_check_command
 from service.cli.db import add_db_command, run_db_command
 from service.cli.reconcile import add_reconcile_command, run_reconcile_command
 from service.cli.replay import add_replay_commands, run_replay_command
+from service.cli.retell import add_retell_command, run_retell_command
 from service.cli.serve import add_serve_commands, run_serve, run_simulate
 from service.ops.logs import configure_logging
 from service.settings import Settings, describe_invalid
@@ -33,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     add_db_command(commands)
     add_attempts_command(commands)
     add_reconcile_command(commands)
+    add_check_command(commands)
+    add_retell_command(commands)
 
     args = parser.parse_args(argv)
     try:
@@ -70,6 +74,10 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: Se
         return run_attempts_command(args, settings)
     elif args.command == "reconcile":
         return run_reconcile_command(args, settings)
+    elif args.command == "check":
+        return run_check_command(args, settings)
+    elif args.command == "retell":
+        return run_retell_command(args, settings)
     parser.error(f"unknown command {args.command}")
     return 2
 

@@ -46,7 +46,8 @@ def add_serve_commands(commands: Any) -> None:
         metavar="KIND[:ARG][@OPERATION]",
         help="a fault for the next matching request, repeatable, consumed in order: 500, 502, "
         "503, 429[:retry-after-s], 409, delay:<ms>, timeout[:s], timeout_after_write[:s], drop, "
-        "drop_after_write; OPERATION: create, find, get, cancel, reschedule, event_type, slots",
+        "drop_after_write; OPERATION: create, find, get, cancel, reschedule, event_type, slots, "
+        "me",
     )
     simulate.add_argument(
         "--clock-skew-seconds",

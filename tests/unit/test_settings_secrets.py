@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from service.cli.main import main
-from service.settings import Settings, anonymous_exposure
+from service.settings import Settings, anonymous_exposure, describe_invalid
 
 SECRETS = ("BOOKING_GUARD_API_TOKENS", "RETELL_API_KEY", "CALCOM_WEBHOOK_SECRET", "CALCOM_API_KEY")
 
@@ -100,3 +101,27 @@ def test_serve_checks_the_effective_host_from_the_command_line(
     err = capsys.readouterr().err
     assert code == 2
     assert "BOOKING_GUARD_ALLOW_ANONYMOUS" in err
+
+
+def test_a_calcom_base_url_without_a_key_stops_the_start_naming_the_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Without a key the service would book against its built-in simulator, ignoring the URL.
+    monkeypatch.delenv("CALCOM_API_KEY", raising=False)
+    monkeypatch.setenv("CALCOM_BASE_URL", "https://cal.example.com")
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+    message = describe_invalid(refused.value)
+    assert "CALCOM_API_KEY" in message and "CALCOM_BASE_URL" in message
+    monkeypatch.setenv("CALCOM_API_KEY", "cal_dummy")
+    assert Settings().calcom_base_url == "https://cal.example.com"
+
+
+def test_serve_refuses_to_start_with_a_calcom_base_url_and_no_key(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("CALCOM_API_KEY", raising=False)
+    monkeypatch.setenv("CALCOM_BASE_URL", "http://127.0.0.1:8090")
+    assert main(["serve"]) == 2
+    err = capsys.readouterr().err
+    assert "invalid settings" in err and "CALCOM_API_KEY" in err

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.calcom.simulator.event_types import SimulatedEventType
+from service.calcom.simulator.event_types import SimulatedEventType, SimulatedHost
 
 EVENT_TYPES_API_VERSION = "2024-06-14"
 
@@ -60,3 +60,22 @@ def custom_fields(event_type: SimulatedEventType) -> list[dict[str, Any]]:
         {"type": "textarea", "slug": slug, "label": slug.capitalize(), "required": True}
         for slug in event_type.required_fields
     ]
+
+
+def me_output(account: SimulatedHost) -> dict[str, Any]:
+    """`GET /v2/me`'s `data`: the key's user in Cal.com's MeOutput shape."""
+    return {
+        "id": account.id,
+        "username": account.username,
+        "email": account.email,
+        "name": account.name,
+        "avatarUrl": None,
+        "bio": None,
+        "timeFormat": 24,
+        "defaultScheduleId": 1,
+        "weekStart": "Monday",
+        "timeZone": account.time_zone,
+        "locale": "en",
+        "organizationId": None,
+        "organization": None,
+    }

@@ -55,6 +55,10 @@ class SimulatedEventType:
     required_fields: tuple[str, ...] = ()
 
 
+# Whose key the simulator's API keys are (`GET /v2/me`): an admin of the team owning every event
+# type, the key the go-live guide asks for (it lists every booking of the event types).
+SIMULATED_ACCOUNT = SimulatedHost(100, "Simulator Admin", "simulator-admin", "admin@example.com")
+
 INCIDENT_EVENT_TYPE_ID = 1001
 PLAIN_EVENT_TYPE_ID = 1002
 CONFIRMATION_EVENT_TYPE_ID = 1003

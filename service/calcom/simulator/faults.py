@@ -22,17 +22,17 @@ FaultKind = Literal[
 ]
 # What a `malformed` fault breaks in the booking(s) of the answer, after the request took effect.
 Malformation = Literal["naive_created_at", "empty_uid", "long_uid", "nul_uid", "huge_id"]
-Operation = Literal["create", "find", "get", "cancel", "reschedule", "event_type", "slots"]
+Operation = Literal["create", "find", "get", "cancel", "reschedule", "event_type", "slots", "me"]
 # Endpoints the simulator learned after faults were first scripted: only faults naming them
 # apply, so a script of untargeted faults keeps hitting the bookings endpoints it was written for.
-TARGETED_ONLY: frozenset[Operation] = frozenset({"event_type", "slots"})
+TARGETED_ONLY: frozenset[Operation] = frozenset({"event_type", "slots", "me"})
 
 FAULT_SYNTAX = (
     "KIND[:ARG][@OPERATION] with KIND one of 500, 502, 503, 429 (ARG: Retry-After seconds), "
     "409, delay (ARG: milliseconds), timeout, timeout_after_write (ARG: seconds to hang), drop, "
     "drop_after_write, malformed (ARG: naive_created_at, empty_uid, long_uid, nul_uid, huge_id: "
     "the request takes effect, its answer carries that unusable field); OPERATION one of "
-    "create, find, get, cancel, reschedule, event_type, slots"
+    "create, find, get, cancel, reschedule, event_type, slots, me"
 )
 
 

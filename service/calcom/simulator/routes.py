@@ -15,7 +15,11 @@ import orjson
 from aiohttp import web
 
 from service.calcom.port import to_calcom_time
-from service.calcom.simulator.catalog import EVENT_TYPES_API_VERSION, event_type_output
+from service.calcom.simulator.catalog import (
+    EVENT_TYPES_API_VERSION,
+    event_type_output,
+    me_output,
+)
 from service.calcom.simulator.faults import Fault, Operation, malformed
 from service.calcom.simulator.input import (
     SimulatedError,
@@ -47,10 +51,12 @@ def add_calcom_routes(app: web.Application, sim: Simulator) -> None:
         "/v2/event-types/{id}",
         _calcom(sim, "event_type", _event_type, version=EVENT_TYPES_API_VERSION),
     )
+    # Cal.com's MeController takes every API version: no cal-api-version is required.
+    app.router.add_get("/v2/me", _calcom(sim, "me", _me, version=None))
 
 
 def _calcom(
-    sim: Simulator, operation: Operation, action: Action, *, version: str = API_VERSION
+    sim: Simulator, operation: Operation, action: Action, *, version: str | None = API_VERSION
 ) -> Handler:
     """Wrap a Cal.com endpoint: record, latency, auth, rate limit, version, scripted fault."""
 
@@ -79,7 +85,7 @@ async def _answer(
     action: Action,
     body: Any,
     limited: bool,
-    version: str,
+    version: str | None,
 ) -> web.Response | None:
     if sim.api_key is not None and request.headers.get("Authorization") != f"Bearer {sim.api_key}":
         return error_response(sim, request, 401, "UnauthorizedException", "Invalid Access Token.")
@@ -91,7 +97,7 @@ async def _answer(
         )
     if limited:
         return _throttled(sim, request, None)
-    if request.headers.get("cal-api-version") != version:
+    if version is not None and request.headers.get("cal-api-version") != version:
         return error_response(
             sim,
             request,
@@ -209,6 +215,10 @@ async def _event_type(sim: Simulator, request: web.Request, body: Any) -> web.Re
             404, "NotFoundException", f"Event type with id={request.match_info['id']} not found"
         )
     return _json(200, {"status": "success", "data": event_type_output(event_type)})
+
+
+async def _me(sim: Simulator, request: web.Request, body: Any) -> web.Response:
+    return _json(200, {"status": "success", "data": me_output(sim.account)})
 
 
 async def _find(sim: Simulator, request: web.Request, body: Any) -> web.Response:

@@ -22,7 +22,12 @@ from multidict import CIMultiDict
 
 from service.calcom.simulator.admin import add_admin_routes
 from service.calcom.simulator.admin_lifecycle import add_lifecycle_routes
-from service.calcom.simulator.event_types import DEFAULT_EVENT_TYPES, SimulatedEventType
+from service.calcom.simulator.event_types import (
+    DEFAULT_EVENT_TYPES,
+    SIMULATED_ACCOUNT,
+    SimulatedEventType,
+    SimulatedHost,
+)
 from service.calcom.simulator.faults import Fault, FaultQueue, parse_fault
 from service.calcom.simulator.input import SimulatedError
 from service.calcom.simulator.routes import API_VERSION, add_calcom_routes
@@ -62,7 +67,9 @@ class CalcomSimulator:
         webhook_url: str | None = None,
         webhook_secret: str | None = None,
         webhook_faults: Iterable[WebhookFault | str] = (),
+        account: SimulatedHost = SIMULATED_ACCOUNT,
     ) -> None:
+        self.account = account
         self.ledger = BookingLedger(event_types, first_id=first_booking_id)
         self.faults = FaultQueue(list(faults))
         self.now = now

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from aiohttp import web
 from multidict import CIMultiDict
 
+from service.calcom.simulator.event_types import SimulatedHost
 from service.calcom.simulator.faults import FaultQueue
 from service.calcom.simulator.state import BookingLedger, SimulatedBooking
 from service.calcom.simulator.webhook_payloads import Trigger
@@ -56,6 +57,8 @@ class Simulator(Protocol):
     now: Clock
     latency_ms: int
     api_key: str | None
+    # Whose key every accepted key is (`GET /v2/me`).
+    account: SimulatedHost
     revoked_keys: set[str]
     reject_past: bool
     requests: deque[RecordedRequest]
