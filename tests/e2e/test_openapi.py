@@ -64,6 +64,22 @@ async def test_time_zones_are_a_pattern_every_known_zone_matches(harness: Harnes
     assert not pattern.search("Europe/../Berlin") and not pattern.search("Europe/Berlin ")
 
 
+async def test_every_operation_has_one_declared_tag(harness: Harness) -> None:
+    spec = await document(harness)
+    declared = [tag["name"] for tag in spec["tags"]]
+    assert declared == ["bookings", "appointments", "slots", "audit", "webhooks", "operations"]
+    tags = {
+        f"{method.upper()} {path}": operation["tags"]
+        for path, operations in spec["paths"].items()
+        for method, operation in operations.items()
+    }
+    assert {name: found for name, found in tags.items() if len(found) != 1} == {}
+    assert {found[0] for found in tags.values()} == set(declared)
+    assert tags["POST /v1/booking-attempts"] == ["bookings"]
+    assert tags["GET /v1/calls/{call_id}/events"] == ["audit"]
+    assert tags["POST /v1/webhooks/calcom"] == ["webhooks"]
+
+
 async def test_protected_operations_declare_bearer_and_webhooks_do_not(harness: Harness) -> None:
     paths = (await document(harness))["paths"]
     assert paths["/v1/booking-attempts"]["post"]["security"] == [{"bearerAuth": []}]
