@@ -8,6 +8,7 @@ from typing import Any, Final
 import orjson
 from aiohttp import web
 
+from service.api.openapi.docs_page import add_docs_routes
 from service.api.openapi.paths import (
     JSON,
     OPEN,
@@ -243,4 +244,6 @@ async def openapi_json(request: web.Request) -> web.Response:
 
 
 def add_openapi_route(app: web.Application) -> None:
+    """The document, and the page that shows it (`/docs`)."""
     app.router.add_get(PATH, openapi_json)
+    add_docs_routes(app)
