@@ -11,8 +11,8 @@ import pytest
 from rich.console import Console
 
 from events.store import EventStore
-from projections import audit
-from projections.rebuild import Progress
+from projections import audit, catalog
+from projections.rebuild import Phase, Progress, rebuild
 from service.cli.audit import audit_command as run_audit
 from service.cli.audit import booking_json, booking_view, render_booking, render_call
 from service.cli.replay import ProgressPrinter, replay_command
@@ -113,6 +113,41 @@ async def test_replay_command_rebuilds_everything_and_reports_its_rate(
     assert lines[0].startswith("appointments: 1/1 events")
     assert "appointments: rebuilt from 1 events" in lines[1]
     assert "rejections: rebuilt from 1 events" in lines[-1]
+    assert await db.fetchval("SELECT count(*) FROM rejections") == 1
+
+
+async def test_rebuild_announces_each_phase_in_order_around_the_fills_progress(
+    db: asyncpg.Pool, store: EventStore
+) -> None:
+    await record_incident(store, db)
+    heard: list[Phase | int] = []
+    result = await rebuild(
+        db,
+        catalog.all_projections()["rejections"],
+        batch_size=1,
+        on_phase=heard.append,
+        on_progress=lambda progress: heard.append(progress.done),
+    )
+    assert result.events == 1
+    # The fill's progress, and only its, falls between FILLING and INDEXING; the final report
+    # (exact count) follows the swap, as before phases existed.
+    assert heard == [Phase.COUNTING, Phase.FILLING, 1, Phase.INDEXING, Phase.SWAPPING, 1]
+
+
+async def test_replay_on_a_terminal_shows_bars_naming_every_phase(
+    db: asyncpg.Pool, store: EventStore, database_url: str
+) -> None:
+    await record_incident(store, db)
+    out = io.StringIO()
+    settings = Settings(database_url=database_url)
+    assert await replay_command(settings, [], 2, out=out, terminal=True) == 0
+    shown = out.getvalue()
+    assert "\x1b[" in shown  # drawn as a terminal is, not as plain lines
+    for name in ("appointments", "rejections"):
+        for phase in Phase:
+            assert f"{name}: {phase}" in shown, (name, phase)
+        assert f"{name}: swapped in" in shown
+        assert f"{name}: rebuilt from 1 events in" in shown
     assert await db.fetchval("SELECT count(*) FROM rejections") == 1
 
 
