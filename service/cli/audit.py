@@ -64,10 +64,11 @@ async def audit_command(
             subject = args.uid
             events = await audit.booking_story(pool, store, subject)
             as_json, view = booking_json, booking_view
+        out = out or sys.stdout
         if args.json:
-            print(as_json(subject, events))
+            print(as_json(subject, events), file=out)
         else:
-            console_for(out or sys.stdout).print(view(subject, events))
+            console_for(out).print(view(subject, events))
     return 0 if events else 1
 
 
