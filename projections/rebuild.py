@@ -15,6 +15,7 @@ import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import cast
 
 import asyncpg
@@ -39,6 +40,17 @@ Batch = Sequence[LoggedData] | Sequence[RecordedEvent]
 
 class RebuildError(Exception):
     """The rebuild could not run or could not be swapped in; the live table is untouched."""
+
+
+class Phase(StrEnum):
+    """The steps of a rebuild, in order. Only the fill reports `Progress`; on a large log the
+    others take seconds too (the count, the twin's indexes, the swap's catch-up), so a caller
+    is told when each begins and need not look stuck."""
+
+    COUNTING = "counting events"
+    FILLING = "rebuilding"
+    INDEXING = "building indexes"
+    SWAPPING = "swapping in"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,9 +84,11 @@ async def rebuild(
     *,
     batch_size: int = 10_000,
     on_progress: Callable[[Progress], None] | None = None,
+    on_phase: Callable[[Phase], None] | None = None,
     lock_timeout: float = 5.0,
 ) -> RebuildResult:
-    """Rebuild `projection` from position zero and swap it in atomically (needs 3 connections)."""
+    """Rebuild `projection` from position zero and swap it in atomically (needs 3 connections);
+    `on_phase` hears each `Phase` as it begins, `on_progress` the fill's progress."""
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     started = time.monotonic()
@@ -83,6 +97,10 @@ async def rebuild(
         if on_progress is not None:
             elapsed = time.monotonic() - started
             on_progress(Progress(projection.name, done, max(total, done), elapsed))
+
+    def begin(phase: Phase) -> None:
+        if on_phase is not None:
+            on_phase(phase)
 
     async with pool.acquire() as conn:
         if not await conn.fetchval(_TRY_LOCK, projection.name):
@@ -98,10 +116,14 @@ async def rebuild(
         for side in projection.side_tables:
             twins.append(await Twin.create(conn, side, f"{side}_rebuild", fill_indexes=None))
         try:
+            begin(Phase.COUNTING)
             total = await replay_reads.count(conn, projection.types)
+            begin(Phase.FILLING)
             done, cursor = await _fill(pool, projection, batch_size, lambda n: report(n, total))
+            begin(Phase.INDEXING)
             for twin in twins:
                 await twin.build_indexes(conn)
+            begin(Phase.SWAPPING)
             caught_up, cursor = await _swap(
                 conn, projection, twins, cursor, batch_size, lock_timeout
             )

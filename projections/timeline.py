@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
 from events.booking import (
     BookingCancelled,
@@ -30,8 +31,46 @@ class TimelineEntry:
     note: str = ""
 
 
+def utc_ms(moment: datetime) -> str:
+    """`2025-03-01 09:10:00.123Z`: guards compare times to the millisecond, so people see them."""
+    moment = moment.astimezone(UTC)
+    return f"{moment:%Y-%m-%d %H:%M:%S}.{moment.microsecond // 1000:03d}Z"
+
+
 def _when(moment: datetime | None) -> str:
-    return "-" if moment is None else moment.isoformat(timespec="seconds")
+    return "-" if moment is None else utc_ms(moment)
+
+
+def _readable(value: Any) -> str:
+    """A value of an event's JSON as words, never a Python repr (`{'a': 1}`, `None`, `True`)."""
+    match value:
+        case None:
+            return "-"
+        case bool():
+            return "yes" if value else "no"
+        case float():
+            return f"{value:g}"
+        case str() if "T" in value and value[:4].isdigit():
+            try:
+                return utc_ms(datetime.fromisoformat(value))
+            except ValueError:
+                return value
+        case dict():
+            return ", ".join(f"{key} {_readable(item)}" for key, item in value.items())
+        case list() | tuple():
+            return ", ".join(_readable(item) for item in value)
+        case _:
+            return str(value)
+
+
+def readable_detail(detail: dict[str, Any]) -> str:
+    """A guard's detail as a phrase: `created at 2025-03-01 09:10:00.000Z, age 2100 s`."""
+    parts = []
+    for key, value in detail.items():
+        words = key.removesuffix("_seconds").replace("_", " ")
+        unit = " s" if key.endswith("_seconds") else ""
+        parts.append(f"{words} {_readable(value)}{unit}")
+    return ", ".join(parts)
 
 
 def entry_of(recorded: RecordedEvent) -> TimelineEntry:
@@ -55,8 +94,7 @@ def _summary(recorded: RecordedEvent) -> tuple[datetime, str, str, str, str]:
             return e.confirmed_at, "confirmed", "", "", note
         case BookingRejected() as e:
             guard = e.guard if e.layer is None else f"{e.guard} (layer {e.layer})"
-            details = ", ".join(f"{k}={v}" for k, v in sorted(e.detail.items()))
-            return e.rejected_at, "rejected", guard, e.reason, details
+            return e.rejected_at, "rejected", guard, e.reason, readable_detail(e.detail)
         case BookingFailed() as e:
             outcome = "failed, retryable" if e.retryable else "failed"
             return e.failed_at, outcome, "", e.reason, e.message

@@ -1,7 +1,8 @@
 """Producer authentication: bearer tokens from BOOKING_GUARD_API_TOKENS on the /v1 API.
 
-Webhooks are exempt (they prove themselves by signature); /health, /ready, /metrics and
-/openapi.json stay open for probes, scrapers and people reading the contract.
+Webhooks are exempt (they prove themselves by signature); /health, /ready, /metrics,
+/openapi.json and /docs (with /docs/static/) stay open for probes, scrapers and people reading the
+contract: only paths under /v1 are protected.
 """
 
 from __future__ import annotations

@@ -65,7 +65,15 @@ Email = Annotated[str, StringConstraints(max_length=320, pattern=EMAIL_PATTERN)]
 Phone = Annotated[
     str, StringConstraints(strip_whitespace=True, max_length=MAX_PHONE_TEXT), AfterValidator(_phone)
 ]
-TimeZone = Annotated[str, StringConstraints(max_length=64), AfterValidator(_known_time_zone)]
+# The pattern says in the schema what an IANA name looks like, and no list of the zones: a list
+# goes stale with each tzdata release, and its names (`Etc/GMT+1`, `Etc/GMT-1`) collide once a
+# client generator turns them into identifiers (openapi-python-client: "Duplicate key GMT0").
+TIME_ZONE_PATTERN = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$"
+TimeZone = Annotated[
+    str,
+    StringConstraints(max_length=64, pattern=TIME_ZONE_PATTERN),
+    AfterValidator(_known_time_zone),
+]
 
 
 FieldSlug = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]

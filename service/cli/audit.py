@@ -2,23 +2,30 @@
 
 `audit booking` puts each call in a column of its own, so an incident (call 687 confirmed a
 booking; Cal.com handed the same booking to call 688, which was rejected) reads side by side.
-`--json` prints the events as the HTTP audit endpoints do.
+Tables are drawn with rich: colours on a terminal, plain text in a file or a pipe. `--json`
+prints the events as the HTTP audit endpoints do.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
+import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from typing import TextIO
 
 import asyncpg
+from rich import box
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
 
 from events.models import RecordedEvent
 from events.store import Cursor
 from projections import audit
-from projections.timeline import TimelineEntry, entry_of
+from projections.timeline import TimelineEntry, entry_of, utc_ms
 from service.app import command_database
 from service.settings import Settings
 
@@ -44,18 +51,24 @@ def run_audit_command(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(audit_command(args, settings))
 
 
-async def audit_command(args: argparse.Namespace, settings: Settings) -> int:
+async def audit_command(
+    args: argparse.Namespace, settings: Settings, *, out: TextIO | None = None
+) -> int:
     """Print the timeline `args` asks for; 1 when there is nothing to show."""
     async with command_database(settings) as (pool, store):
         if args.audit_of == "call":
             subject = args.call_id
             events = await _all_of_call(pool, subject)
-            render = call_json if args.json else render_call
+            as_json, view = call_json, call_view
         else:
             subject = args.uid
             events = await audit.booking_story(pool, store, subject)
-            render = booking_json if args.json else render_booking
-        print(render(subject, events))
+            as_json, view = booking_json, booking_view
+        out = out or sys.stdout
+        if args.json:
+            print(as_json(subject, events), file=out)
+        else:
+            console_for(out).print(view(subject, events))
     return 0 if events else 1
 
 
@@ -69,31 +82,47 @@ async def _all_of_call(pool: asyncpg.Pool, call_id: str) -> list[RecordedEvent]:
     return events
 
 
-def _time(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+# One look for both tables: a rule under the header, no outer box, so that lines stay easy to
+# grep and copy into an incident report.
+_OUTCOME_STYLES = {"confirmed": "green", "rejected": "bold red", "failed": "red"}
+# Wide enough for the booking table of an incident (two calls) without wrapping when the output is
+# a file or a pipe, where rich would otherwise assume 80 columns.
+PLAIN_WIDTH = 200
 
 
-def render_call(subject: str, events: Sequence[RecordedEvent]) -> str:
+def _table(*headers: str) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
+    for header in headers:
+        table.add_column(header, overflow="fold")
+    return table
+
+
+def _styled(text: str, outcome: str) -> Text:
+    return Text(text, style=_OUTCOME_STYLES.get(outcome.split(",")[0], ""))
+
+
+def call_view(subject: str, events: Sequence[RecordedEvent]) -> RenderableType:
     """A call's timeline as a table: time, event, outcome, guard, reason, note."""
     if not events:
-        return f"call {subject}: no events"
-    header = ("TIME", "EVENT", "OUTCOME", "GUARD", "REASON", "NOTE")
-    rows = [header] + [
-        (_time(e.at), e.event, e.outcome, e.guard, e.reason, e.note) for e in map(entry_of, events)
-    ]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
-    lines = [f"call {subject}: {len(events)} events", ""]
-    for row in rows:
-        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
-        lines.append("  ".join([*cells, row[-1]]).rstrip())
-    return "\n".join(lines)
+        return Text(f"call {subject}: no events")
+    table = _table("TIME", "EVENT", "OUTCOME", "GUARD", "REASON", "NOTE")
+    for entry in map(entry_of, events):
+        table.add_row(
+            utc_ms(entry.at),
+            entry.event,
+            _styled(entry.outcome, entry.outcome),
+            entry.guard,
+            entry.reason,
+            Text(entry.note),
+        )
+    return Group(Text(f"call {subject}: {len(events)} events"), Text(""), table)
 
 
-def _cell(entry: TimelineEntry) -> str:
+def _cell(entry: TimelineEntry) -> Text:
     text = f"{entry.event}: {entry.outcome}"
     if entry.reason:
         text = f"{entry.event}: {entry.guard}/{entry.reason}".replace(": /", ": ")
-    return text if len(text) <= CELL_WIDTH else text[: CELL_WIDTH - 1] + "…"
+    return _styled(text, entry.outcome)
 
 
 def summaries(entries: Sequence[TimelineEntry]) -> dict[str, str]:
@@ -110,24 +139,49 @@ def summaries(entries: Sequence[TimelineEntry]) -> dict[str, str]:
     return found
 
 
-def render_booking(subject: str, events: Sequence[RecordedEvent]) -> str:
+def booking_view(subject: str, events: Sequence[RecordedEvent]) -> RenderableType:
     """A booking's history with one column per call, and each call's outcome below."""
     if not events:
-        return f"Cal.com booking {subject}: no events"
+        return Text(f"Cal.com booking {subject}: no events")
     entries = [entry_of(e) for e in events]
     calls = list(dict.fromkeys(e.call_id or NO_CALL for e in entries))
-    lines = [f"Cal.com booking {subject}: {len(calls)} call(s): {', '.join(calls)}", ""]
-    lines.append(" | ".join(["TIME".ljust(20), *(f"call {c}".ljust(CELL_WIDTH) for c in calls)]))
-    lines.append("-+-".join(["-" * 20, *("-" * CELL_WIDTH for _ in calls)]))
+    table = _table("TIME", *(f"call {call}" for call in calls))
+    for column in table.columns[1:]:
+        column.max_width = CELL_WIDTH
     for entry in entries:
-        cells = [
-            (_cell(entry) if (entry.call_id or NO_CALL) == call else "").ljust(CELL_WIDTH)
-            for call in calls
-        ]
-        lines.append(" | ".join([_time(entry.at).ljust(20), *cells]).rstrip())
-    lines.append("")
-    lines.extend(f"call {call}: {outcome}" for call, outcome in summaries(entries).items())
-    return "\n".join(lines)
+        own = entry.call_id or NO_CALL
+        table.add_row(utc_ms(entry.at), *(_cell(entry) if own == c else "" for c in calls))
+    outcomes = [
+        _styled(f"call {call}: {outcome}", outcome.split(" ")[0])
+        for call, outcome in summaries(entries).items()
+    ]
+    title = Text(f"Cal.com booking {subject}: {len(calls)} call(s): {', '.join(calls)}")
+    return Group(title, Text(""), table, Text(""), *outcomes)
+
+
+def console_for(out: TextIO) -> Console:
+    """Colours and the terminal's width on a terminal; plain text, wide, in a file or a pipe."""
+    console = Console(file=out, highlight=False)
+    if console.is_terminal:
+        return console
+    return Console(file=out, highlight=False, width=PLAIN_WIDTH, no_color=True)
+
+
+def as_text(view: RenderableType) -> str:
+    """What a view prints in a file or a pipe, without its trailing spaces."""
+    out = io.StringIO()
+    console_for(out).print(view)
+    return "\n".join(line.rstrip() for line in out.getvalue().splitlines())
+
+
+def render_call(subject: str, events: Sequence[RecordedEvent]) -> str:
+    """`call_view` as plain text."""
+    return as_text(call_view(subject, events))
+
+
+def render_booking(subject: str, events: Sequence[RecordedEvent]) -> str:
+    """`booking_view` as plain text."""
+    return as_text(booking_view(subject, events))
 
 
 def call_json(subject: str, events: Sequence[RecordedEvent]) -> str:

@@ -1,7 +1,9 @@
 """`booking-guard replay` and `booking-guard projections`: rebuild read models, see their lag.
 
-Replay shows its progress (events done, events/s, ETA) on one rewritten line on a terminal, and
-as a plain line every few seconds when its output goes to a file or a log.
+On a terminal, replay shows a rich progress bar per projection that names each phase as it
+begins (counting, rebuilding with events done, events/s and ETA, building indexes, swapping in),
+with a spinner and the time elapsed, so no phase sits silent. When its output goes to a file or
+a log it prints a plain line every few seconds instead (`ProgressPrinter`).
 """
 
 from __future__ import annotations
@@ -9,12 +11,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import time
+from types import TracebackType
 from typing import TextIO
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.progress import Progress as Bars
 
 from events.errors import DatabaseUnavailable
 from projections import catalog, checkpoints
-from projections.rebuild import Progress, RebuildError, rebuild
+from projections.rebuild import Phase, Progress, RebuildError, RebuildResult, rebuild
 from projections.runner import ProjectionRunner
 from service.app import command_database
 from service.settings import Settings
@@ -47,6 +60,80 @@ class ProgressPrinter:
         else:
             self._out.write(line + "\n")
         self._out.flush()
+
+
+class TerminalProgress:
+    """Rich progress bars on a terminal: one per projection, its phase in the description."""
+
+    def __init__(self, console: Console) -> None:
+        self._bars = Bars(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TextColumn("{task.fields[eta]}"),
+            TimeElapsedColumn(),
+            console=console,
+        )
+        self._task: TaskID | None = None
+        self._name = ""
+
+    def __enter__(self) -> TerminalProgress:
+        self._bars.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self._bars.stop()
+
+    def start(self, projection: str) -> None:
+        """A new bar for `projection`, empty until the log is counted."""
+        self._name = projection
+        self._task = self._bars.add_task(f"{projection}: starting", total=None, rate="", eta="")
+
+    def phase(self, phase: Phase) -> None:
+        """Name the phase that begins; drawn at once, not at the next refresh tick."""
+        assert self._task is not None, "start() before phase()"
+        self._bars.update(self._task, description=f"{self._name}: {phase}")
+        self._bars.refresh()
+
+    def __call__(self, progress: Progress) -> None:
+        assert self._task is not None, "start() before the fill's progress"
+        rate = progress.done / progress.elapsed if progress.elapsed > 0 else 0.0
+        left = max(progress.total - progress.done, 0)
+        eta = f"ETA {left / rate:.0f}s" if rate > 0 and left else ""
+        self._bars.update(
+            self._task,
+            total=progress.total,
+            completed=progress.done,
+            rate=f"{rate:,.0f} events/s",
+            eta=eta,
+        )
+
+    def finish(self, result: RebuildResult) -> None:
+        """The bar says the table is in place; a line above the bars keeps the figures."""
+        assert self._task is not None, "start() before finish()"
+        self._bars.update(
+            self._task,
+            description=f"{self._name}: swapped in",
+            total=result.events,
+            completed=result.events,
+            eta="",
+        )
+        self._bars.console.print(summary(result))
+
+
+def summary(result: RebuildResult) -> str:
+    """`appointments: rebuilt from 1,000 events in 0.2s (5,000 events/s), swapped in`."""
+    return (
+        f"{result.projection}: rebuilt from {result.events:,} events in"
+        f" {result.seconds:.1f}s ({result.rate:,.0f} events/s), swapped in"
+    )
 
 
 def describe(progress: Progress) -> str:
@@ -85,22 +172,30 @@ def run_replay_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def replay_command(
-    settings: Settings, only: list[str], batch_size: int, *, out: TextIO | None = None
+    settings: Settings,
+    only: list[str],
+    batch_size: int,
+    *,
+    out: TextIO | None = None,
+    terminal: bool | None = None,
 ) -> int:
     """Rebuild the chosen projections (all when `only` is empty), one after the other."""
     out = out or sys.stdout
     chosen = [p for name, p in catalog.all_projections().items() if not only or name in only]
     async with command_database(settings) as (pool, _):
-        for projection in chosen:
-            started = time.monotonic()
-            result = await rebuild(
-                pool, projection, batch_size=batch_size, on_progress=ProgressPrinter(out)
-            )
-            print(
-                f"{result.projection}: rebuilt from {result.events:,} events in"
-                f" {time.monotonic() - started:.1f}s ({result.rate:,.0f} events/s), swapped in",
-                file=out,
-            )
+        if not (out.isatty() if terminal is None else terminal):
+            for projection in chosen:
+                printer = ProgressPrinter(out)
+                result = await rebuild(pool, projection, batch_size=batch_size, on_progress=printer)
+                print(summary(result), file=out)
+            return 0
+        with TerminalProgress(Console(file=out, force_terminal=True, highlight=False)) as bars:
+            for projection in chosen:
+                bars.start(projection.name)
+                result = await rebuild(
+                    pool, projection, batch_size=batch_size, on_progress=bars, on_phase=bars.phase
+                )
+                bars.finish(result)
     return 0
 
 

@@ -8,12 +8,13 @@ import json
 
 import asyncpg
 import pytest
+from rich.console import Console
 
 from events.store import EventStore
-from projections import audit
-from projections.rebuild import Progress
+from projections import audit, catalog
+from projections.rebuild import Phase, Progress, rebuild
 from service.cli.audit import audit_command as run_audit
-from service.cli.audit import booking_json, render_booking, render_call
+from service.cli.audit import booking_json, booking_view, render_booking, render_call
 from service.cli.replay import ProgressPrinter, replay_command
 from service.settings import Settings
 from tests.integration.test_audit import record_incident
@@ -56,10 +57,25 @@ async def test_call_timeline_prints_time_event_outcome_guard_and_reason(
     lines = text.splitlines()
     assert lines[0] == "call 688: 3 events"
     assert lines[2].split() == ["TIME", "EVENT", "OUTCOME", "GUARD", "REASON", "NOTE"]
-    assert lines[3].startswith("2025-03-01 09:45:00Z  BookingRequested")
-    assert "uid uid-687 created 2025-03-01T09:10:00+00:00 by call 687" in lines[4]
+    assert set(lines[3]) == {"─"}  # one rule under the header, no box around the table
+    assert lines[4].split()[:3] == ["2025-03-01", "09:45:00.000Z", "BookingRequested"]
+    assert "uid uid-687 created 2025-03-01 09:10:00.000Z by call 687" in lines[5]
     rejected = ["rejected", "call_identity", "(layer", "2)", "call_id_mismatch"]
-    assert lines[5].split()[3:8] == rejected
+    assert lines[6].split()[3:8] == rejected
+    assert lines[6].endswith("booking call id 687")  # the guard's detail in words, not a repr
+
+
+async def test_tables_are_coloured_on_a_terminal_and_plain_in_a_file(
+    db: asyncpg.Pool, store: EventStore
+) -> None:
+    await record_incident(store, db)
+    events = await audit.booking_story(db, store, "uid-687")
+    terminal = Console(record=True, force_terminal=True, width=160, color_system="truecolor")
+    terminal.print(booking_view("uid-687", events))
+    coloured = terminal.export_text(styles=True, clear=False)
+    assert "\x1b[1;31mBookingRejected: call_identity (layer 2)/call_id_mismatch" in coloured
+    assert "\x1b[32mBookingConfirmed: confirmed" in coloured
+    assert "\x1b[" not in render_booking("uid-687", events)
 
 
 async def test_json_output_is_the_events_and_each_calls_outcome(
@@ -97,6 +113,41 @@ async def test_replay_command_rebuilds_everything_and_reports_its_rate(
     assert lines[0].startswith("appointments: 1/1 events")
     assert "appointments: rebuilt from 1 events" in lines[1]
     assert "rejections: rebuilt from 1 events" in lines[-1]
+    assert await db.fetchval("SELECT count(*) FROM rejections") == 1
+
+
+async def test_rebuild_announces_each_phase_in_order_around_the_fills_progress(
+    db: asyncpg.Pool, store: EventStore
+) -> None:
+    await record_incident(store, db)
+    heard: list[Phase | int] = []
+    result = await rebuild(
+        db,
+        catalog.all_projections()["rejections"],
+        batch_size=1,
+        on_phase=heard.append,
+        on_progress=lambda progress: heard.append(progress.done),
+    )
+    assert result.events == 1
+    # The fill's progress, and only its, falls between FILLING and INDEXING; the final report
+    # (exact count) follows the swap, as before phases existed.
+    assert heard == [Phase.COUNTING, Phase.FILLING, 1, Phase.INDEXING, Phase.SWAPPING, 1]
+
+
+async def test_replay_on_a_terminal_shows_bars_naming_every_phase(
+    db: asyncpg.Pool, store: EventStore, database_url: str
+) -> None:
+    await record_incident(store, db)
+    out = io.StringIO()
+    settings = Settings(database_url=database_url)
+    assert await replay_command(settings, [], 2, out=out, terminal=True) == 0
+    shown = out.getvalue()
+    assert "\x1b[" in shown  # drawn as a terminal is, not as plain lines
+    for name in ("appointments", "rejections"):
+        for phase in Phase:
+            assert f"{name}: {phase}" in shown, (name, phase)
+        assert f"{name}: swapped in" in shown
+        assert f"{name}: rebuilt from 1 events in" in shown
     assert await db.fetchval("SELECT count(*) FROM rejections") == 1
 
 

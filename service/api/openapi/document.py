@@ -8,6 +8,7 @@ from typing import Any, Final
 import orjson
 from aiohttp import web
 
+from service.api.openapi.docs_page import add_docs_routes
 from service.api.openapi.paths import (
     JSON,
     OPEN,
@@ -168,6 +169,46 @@ def _operations_paths() -> dict[str, Schema]:
     }
 
 
+# Groups of operations, in the order a reader meets them (Swagger UI shows one section each).
+TAGS: Final = {
+    "bookings": "Book a slot exactly once; read an attempt's outcome",
+    "appointments": "The appointments booked, as the ledger holds them",
+    "slots": "Free slots, from Cal.com",
+    "audit": "What happened: the events of a call, of a booking, of the whole ledger",
+    "webhooks": "Signed calls from Retell and Cal.com",
+    "operations": "Health, readiness, metrics and this document",
+}
+_TAG_OF_PATH: Final = {
+    "/v1/booking-attempts": "bookings",
+    "/v1/booking-attempts/{attempt_id}": "bookings",
+    "/v1/appointments": "appointments",
+    "/v1/appointments/{appointment_id}": "appointments",
+    "/v1/slots": "slots",
+    "/v1/calls/{call_id}/events": "audit",
+    "/v1/calcom-bookings/{uid}/events": "audit",
+    "/v1/events": "audit",
+    "/v1/rejections": "audit",
+    "/v1/webhooks/retell": "webhooks",
+    "/v1/webhooks/calcom": "webhooks",
+    "/health": "operations",
+    "/ready": "operations",
+    "/metrics": "operations",
+    PATH: "operations",
+}
+
+
+def _tagged(paths: dict[str, Schema]) -> dict[str, Schema]:
+    # A path without a tag is a KeyError here, at the first request for the document (and in
+    # tests/e2e/test_openapi.py), rather than an operation filed under "default".
+    return {
+        path: {
+            method: {**operation, "tags": [_TAG_OF_PATH[path]]}
+            for method, operation in operations.items()
+        }
+        for path, operations in paths.items()
+    }
+
+
 @functools.cache
 def openapi_document() -> dict[str, Any]:
     """The whole document (built once: it depends only on the code)."""
@@ -179,7 +220,8 @@ def openapi_document() -> dict[str, Any]:
             "description": "Books Cal.com appointments for AI phone agents exactly once. "
             'Errors are `{"error": code, "detail": ...}`.',
         },
-        "paths": {**all_paths(), **_webhook_paths(), **_operations_paths()},
+        "tags": [{"name": name, "description": text} for name, text in TAGS.items()],
+        "paths": _tagged({**all_paths(), **_webhook_paths(), **_operations_paths()}),
         "components": {
             "schemas": component_schemas(),
             "securitySchemes": {
@@ -202,4 +244,6 @@ async def openapi_json(request: web.Request) -> web.Response:
 
 
 def add_openapi_route(app: web.Application) -> None:
+    """The document, and the page that shows it (`/docs`)."""
     app.router.add_get(PATH, openapi_json)
+    add_docs_routes(app)

@@ -5,7 +5,6 @@ shaped by code (`AttemptOutcome.body`) rather than by a model."""
 from __future__ import annotations
 
 from typing import Any
-from zoneinfo import available_timezones
 
 from pydantic.json_schema import models_json_schema
 
@@ -39,7 +38,10 @@ def _from_models() -> dict[str, Schema]:
     )
     schemas: dict[str, Schema] = top["$defs"]
     # What the models check in code, said in the schema too.
-    schemas["AttendeeIn"]["properties"]["time_zone"]["enum"] = sorted(available_timezones())
+    schemas["AttendeeIn"]["properties"]["time_zone"].update(
+        description="An IANA time zone name the service's tz database knows",
+        examples=["Europe/Berlin", "America/Argentina/Buenos_Aires", "UTC"],
+    )
     schemas["BookingRequest"]["properties"]["metadata"].update(
         maxProperties=MAX_METADATA_KEYS,
         propertyNames={"minLength": 1, "maxLength": 40, "not": {"enum": ["call_id", "attempt_id"]}},
