@@ -119,6 +119,18 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         response = error_response(e.status, code, e.reason, headers=_kept_headers(e))
         # 408: the body did not arrive in time; the connection is not worth keeping.
         return _closing(request, response) if e.status == 408 else response
+    except asyncpg.PostgresError as e:
+        # The database refused a statement for a reason no retry fixes (a missing grant, say):
+        # the operator's problem, named in the log with its SQLSTATE; the client gets JSON.
+        log.exception("the database refused a statement (SQLSTATE %s)", e.sqlstate)
+        return error_response(
+            500, "database_error", "the database refused the request; the service log says why"
+        )
+    except Exception:  # the edge's last word: logged in full, answered as JSON
+        # A bug must still answer the contract's JSON body (never aiohttp's text/plain 500 or a
+        # library repr), and the traceback must reach the log, not the client.
+        log.exception("unhandled error while answering %s %s", request.method, request.path)
+        return error_response(500, "internal_error", "an internal error; the service log says why")
 
 
 def _closing(request: web.Request, response: web.Response) -> web.Response:
