@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
@@ -38,7 +39,7 @@ from events.calcom import (
     UnguardedBookingDetected,
     calcom_booking_stream,
 )
-from events.models import EventMetadata, NewEvent
+from events.models import Event, EventMetadata, NewEvent
 from events.store import Connection, EventStore, ExpectedVersion
 from projections import appointments
 from service.calcom.port import CalcomBooking, CalcomClient, CalcomError, CalcomRejected
@@ -164,18 +165,10 @@ class CalcomChanges:
         event: BookingAccepted | BookingDeclined | BookingCancelled,
     ) -> Recorded:
         """Append a status Cal.com holds for `uid` and apply it to the appointment."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            version = await self._store.append(
-                calcom_booking_stream(uid),
-                [NewEvent(event, event_id=event_id, metadata=_METADATA)],
-                expected_version=ExpectedVersion.ANY,
-                connection=conn,
-            )
-            if version == -1:
-                return Recorded([])
-            await appointments.apply(conn, event)
-        self._store.wake_subscribers()
-        return Recorded([event.type_name])
+        appended = await record_on_booking(
+            self._pool, self._store, uid, event, event_id=event_id, metadata=_METADATA
+        )
+        return Recorded([event.type_name] if appended else [])
 
     async def record_change(
         self, uid: str, event_id: uuid.UUID, event: BookingCancelled | BookingRescheduled
@@ -185,15 +178,8 @@ class CalcomChanges:
         Raises RescheduleConflict, writing nothing, when the new uid already holds another
         appointment.
         """
-        async with self._pool.acquire() as conn, conn.transaction():
-            version = await self._store.append(
-                calcom_booking_stream(uid),
-                [NewEvent(event, event_id=event_id, metadata=_METADATA)],
-                expected_version=ExpectedVersion.ANY,
-                connection=conn,
-            )
-            if version == -1:
-                return Recorded([])
+
+        async def refuse_a_second_holder(conn: Connection) -> None:
             if isinstance(event, BookingRescheduled) and await _both_held(conn, event):
                 # Applying it would break the unique index here and in every replay after:
                 # refuse it whole (the transaction rolls the append back), let a person look.
@@ -201,9 +187,17 @@ class CalcomChanges:
                     f"booking {event.booking_uid} moved to {event.new_booking_uid}, which"
                     " already holds another appointment"
                 )
-            await appointments.apply(conn, event)
-        self._store.wake_subscribers()
-        return Recorded([event.type_name])
+
+        appended = await record_on_booking(
+            self._pool,
+            self._store,
+            uid,
+            event,
+            event_id=event_id,
+            metadata=_METADATA,
+            before_apply=refuse_a_second_holder,
+        )
+        return Recorded([event.type_name] if appended else [])
 
     async def record_created(
         self, observed: CalcomBookingCreatedObserved, *, event_id: uuid.UUID, alarm_id: uuid.UUID
@@ -242,6 +236,37 @@ class CalcomChanges:
             "Cal.com booking %s of call %s was made without booking-guard", uid, alarm.call_id
         )
         return Recorded([observed.type_name, alarm.type_name], alarm)
+
+
+async def record_on_booking(
+    pool: asyncpg.Pool,
+    store: EventStore,
+    uid: str,
+    event: Event,
+    *,
+    event_id: uuid.UUID,
+    metadata: EventMetadata,
+    before_apply: Callable[[Connection], Awaitable[None]] | None = None,
+) -> bool:
+    """Append what is known of booking `uid` to its stream and apply it to the appointments, in
+    one transaction; False (nothing written) when an event with this id is already recorded.
+
+    The one write of a booking's news, whoever learns it: a webhook, the reconciler, orphans.
+    """
+    async with pool.acquire() as conn, conn.transaction():
+        version = await store.append(
+            calcom_booking_stream(uid),
+            [NewEvent(event, event_id=event_id, metadata=metadata)],
+            expected_version=ExpectedVersion.ANY,
+            connection=conn,
+        )
+        if version == -1:
+            return False
+        if before_apply is not None:
+            await before_apply(conn)
+        await appointments.apply(conn, event)
+    store.wake_subscribers()
+    return True
 
 
 def unguarded(observed: CalcomBookingCreatedObserved) -> UnguardedBookingDetected:

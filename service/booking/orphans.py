@@ -18,10 +18,9 @@ from typing import Final, Literal
 import asyncpg
 
 from events.booking import OrphanBookingCancelled, OrphanBookingDetected
-from events.calcom import calcom_booking_stream
-from events.models import EventMetadata, NewEvent
-from events.store import EventStore, ExpectedVersion
-from projections import appointments
+from events.models import EventMetadata
+from events.store import EventStore
+from service.booking.calcom_changes import record_on_booking
 from service.booking.clock import Clock
 from service.calcom.port import CalcomBooking, CalcomClient, CalcomError
 
@@ -102,13 +101,11 @@ class Orphans:
     async def _record(self, event: OrphanBookingCancelled | OrphanBookingDetected) -> None:
         # One event per booking and kind: a second pass over the same orphan appends nothing.
         event_id = uuid.uuid5(_IDS, f"{event.type_name}\x00{event.booking_uid}")
-        async with self._pool.acquire() as conn, conn.transaction():
-            version = await self._store.append(
-                calcom_booking_stream(event.booking_uid),
-                [NewEvent(event, event_id=event_id, metadata=_METADATA)],
-                expected_version=ExpectedVersion.ANY,
-                connection=conn,
-            )
-            if version != -1:
-                await appointments.apply(conn, event)
-        self._store.wake_subscribers()
+        await record_on_booking(
+            self._pool,
+            self._store,
+            event.booking_uid,
+            event,
+            event_id=event_id,
+            metadata=_METADATA,
+        )

@@ -32,12 +32,12 @@ from events.booking import (
     BookingRequested,
     attempt_stream,
 )
-from events.calcom import UnguardedBookingDetected, calcom_booking_stream
-from events.models import Event, EventMetadata, NewEvent
-from events.store import EventStore, ExpectedVersion
+from events.calcom import UnguardedBookingDetected
+from events.models import Event, EventMetadata
+from events.store import EventStore
 from projections import appointments
 from service.booking import idempotency
-from service.booking.calcom_changes import change_id
+from service.booking.calcom_changes import change_id, record_on_booking
 from service.booking.clock import Clock
 from service.booking.guards import LIVE_STATUSES, made_by
 from service.booking.orphans import Orphans
@@ -279,16 +279,9 @@ class Reconciler:
         await self._append(booking.uid, event, change_id("reconciled", status, booking.uid))
 
     async def _append(self, uid: str, event: Event, event_id: uuid.UUID) -> None:
-        async with self._pool.acquire() as conn, conn.transaction():
-            version = await self._store.append(
-                calcom_booking_stream(uid),
-                [NewEvent(event, event_id=event_id, metadata=_METADATA)],
-                expected_version=ExpectedVersion.ANY,
-                connection=conn,
-            )
-            if version != -1:
-                await appointments.apply(conn, event)
-        self._store.wake_subscribers()
+        await record_on_booking(
+            self._pool, self._store, uid, event, event_id=event_id, metadata=_METADATA
+        )
 
     async def _intent(self, attempt_id: uuid.UUID) -> BookingRequested | None:
         events = await self._store.read_stream(attempt_stream(attempt_id), limit=1)
