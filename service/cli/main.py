@@ -15,6 +15,7 @@ from service.cli.db import add_db_command, run_db_command
 from service.cli.replay import add_replay_commands, run_replay_command
 from service.cli.serve import add_serve_commands, run_serve, run_simulate
 from service.ops.logs import configure_logging
+from service.ops.version import package_version
 from service.settings import Settings, describe_invalid
 
 
@@ -24,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="booking-guard",
         description="Books appointments in Cal.com exactly once for AI phone agents.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     add_serve_commands(commands)
     demo.add_demo_command(commands)

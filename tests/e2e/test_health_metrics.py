@@ -11,6 +11,7 @@ import pytest
 
 from projections import catalog, checkpoints
 from service.calcom.simulator.server import CalcomSimulator
+from service.ops.version import package_version, python_version
 from tests.conftest import wait_until
 from tests.e2e.conftest import CALL_687, CALL_688, MakeHarness, attempt_body
 from tests.e2e.served import (
@@ -230,3 +231,17 @@ async def test_unmatched_paths_share_one_label(make_app: MakeApp) -> None:
     text = await metrics_text(client)
     http = "booking_guard_http_requests_total"
     assert value(text, http, method="GET", route="unmatched", status="404") == 3
+
+
+async def test_metrics_name_the_release_and_carry_no_created_series(make_app: MakeApp) -> None:
+    client = await make_app()
+    # A counter with a sample: prometheus-client would add its _created beside it.
+    assert (await client.get("/health")).status == 200
+    text = await metrics_text(client)
+    assert (
+        value(
+            text, "booking_guard_build_info", version=package_version(), python=(python_version())
+        )
+        == 1
+    )
+    assert "_created" not in text
