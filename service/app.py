@@ -45,7 +45,7 @@ from service.api.openapi.document import add_openapi_route
 from service.api.operations import add_operations_routes
 from service.api.retell_agents import RetellAgents
 from service.api.slots import add_slot_routes
-from service.api.telemetry import telemetry
+from service.api.telemetry import REQUESTS_IN_FLIGHT, RequestsInFlight, telemetry
 from service.api.webhooks_calcom import add_calcom_routes
 from service.api.webhooks_retell import add_retell_routes
 from service.booking.alternatives import SlotFinder
@@ -131,6 +131,7 @@ def create_app(
     clock = clock or SystemClock()
     app[CLOCK] = clock
     metrics = app[METRICS] = Metrics()
+    app[REQUESTS_IN_FLIGHT] = RequestsInFlight()
     app[RETELL_AGENTS] = RetellAgents(settings.retell_agents)
     if settings.retell_api_key is not None and not settings.retell_agents:
         log.warning(
