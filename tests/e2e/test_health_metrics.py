@@ -117,13 +117,15 @@ async def test_a_failed_projection_makes_the_service_not_ready(
     client = await make_app()
     name = catalog.asynchronous()[0].name
     await checkpoints.ensure(db, name)
-    await checkpoints.mark_failed(db, name, "event 7 (BookingRejected): KeyError: 'guard'")
+    await checkpoints.mark_failed(
+        db, name, "event 7 (BookingRejected): the event has no field 'guard'"
+    )
     response = await client.get("/ready")
     payload = await response.json()
     assert response.status == 503
     assert response.headers["Retry-After"]
     assert payload["reasons"] == [
-        f"projection {name} has failed: event 7 (BookingRejected): KeyError: 'guard'"
+        f"projection {name} has failed: event 7 (BookingRejected): the event has no field 'guard'"
     ]
 
 
