@@ -73,17 +73,22 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 64 * 1024
 
 
-async def resolve_dsn(settings: Settings) -> str:
-    """DATABASE_URL when set, otherwise the embedded server (started off the event loop)."""
+async def resolve_dsn(settings: Settings, *, create: bool = True) -> str:
+    """DATABASE_URL when set, otherwise the embedded server (started off the event loop);
+    `create=False`: NoEmbeddedDatabase rather than a new, empty cluster."""
     if settings.database_url:
         return settings.database_url
-    return await asyncio.to_thread(start_embedded, settings.data_dir)
+    return await asyncio.to_thread(start_embedded, settings.data_dir, create=create)
 
 
 @asynccontextmanager
-async def command_pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
-    """A small pool for a command other than `serve`, whatever the schema's version."""
-    pool = await create_pool(await resolve_dsn(settings), min_size=1, max_size=4)
+async def command_pool(settings: Settings, *, create: bool = False) -> AsyncIterator[asyncpg.Pool]:
+    """A small pool for a command other than `serve`, whatever the schema's version.
+
+    Only `db migrate` passes `create=True`: the others read, and an empty cluster made for them
+    would only hide that BOOKING_GUARD_DATA_DIR points somewhere else than the service's.
+    """
+    pool = await create_pool(await resolve_dsn(settings, create=create), min_size=1, max_size=4)
     try:
         yield pool
     finally:

@@ -10,11 +10,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import asyncpg
 
+from events.errors import DatabaseUnavailable
 from events.models import RecordedEvent
 from events.store import Cursor
 from projections import audit
@@ -40,8 +42,12 @@ def add_audit_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
 
 
 def run_audit_command(args: argparse.Namespace, settings: Settings) -> int:
-    """Run `audit`; exit status 1 when nothing was found."""
-    return asyncio.run(audit_command(args, settings))
+    """Run `audit`; exit status 1 when nothing was found or there is no database."""
+    try:
+        return asyncio.run(audit_command(args, settings))
+    except DatabaseUnavailable as e:
+        print(f"booking-guard: {e}", file=sys.stderr)
+        return 1
 
 
 async def audit_command(args: argparse.Namespace, settings: Settings) -> int:
