@@ -59,7 +59,8 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: Se
     elif args.command == "simulate-calcom":
         return run_simulate(args)
     elif args.command == "demo":
-        return demo.main(args.url, gap_seconds=args.gap_seconds, token=args.token)
+        url = args.url or demo.service_url(settings.host, settings.port)
+        return demo.main(url, gap_seconds=args.gap_seconds, token=args.token)
     elif args.command in ("replay", "projections"):
         return run_replay_command(args, settings)
     elif args.command == "audit":
