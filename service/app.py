@@ -178,6 +178,8 @@ def create_app(
             given=calcom,
             on_request=metrics.observe_calcom,
             budget=budget,
+            # Processes of one data directory share one simulator, so they share its calendar.
+            simulator_dir=settings.data_dir,
         ) as client:
             lookup = PoolAppointmentLookup(app[POOL])
             app[SLOT_FINDER] = SlotFinder(client if isinstance(client, SlotSource) else None, clock)
