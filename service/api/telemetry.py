@@ -26,6 +26,16 @@ UNMATCHED_ROUTE = "unmatched"
 QUIET_ROUTES = frozenset({"/health", "/ready", "/metrics"})
 
 
+class RequestsInFlight:
+    """How many requests the app is answering now: what a shutdown waits for, said in its log."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+REQUESTS_IN_FLIGHT = web.AppKey("requests_in_flight", RequestsInFlight)
+
+
 def correlation_id_of(request: web.Request) -> str:
     """The producer's correlation id if it is short and printable, else a fresh one."""
     given = request.headers.get(CORRELATION_HEADER, "")
@@ -48,6 +58,9 @@ async def telemetry(request: web.Request, handler: Handler) -> web.StreamRespons
     correlation_id = correlation_id_of(request)
     started = time.perf_counter()
     status = 500
+    in_flight = request.app.get(REQUESTS_IN_FLIGHT)
+    if in_flight is not None:
+        in_flight.count += 1
     with log_scope(correlation_id=correlation_id):
         try:
             response = await handler(request)
@@ -60,6 +73,8 @@ async def telemetry(request: web.Request, handler: Handler) -> web.StreamRespons
             e.headers[CORRELATION_HEADER] = correlation_id
             raise
         finally:
+            if in_flight is not None:
+                in_flight.count -= 1
             seconds = time.perf_counter() - started
             route = route_of(request)
             metrics = request.app.get(METRICS)

@@ -27,6 +27,7 @@ from service.calcom.port import (
     CalcomError,
     CalcomInvalidResponse,
     CalcomRejected,
+    CalcomSlotUnavailable,
     CalcomUnavailable,
     CreateBooking,
     to_calcom_time,
@@ -225,9 +226,12 @@ class HttpCalcomClient:
         try:
             return CalcomEventType.from_calcom(data if isinstance(data, dict) else {})
         except (KeyError, TypeError, ValueError) as e:
+            # The message reaches the producer (a 502 body): Cal.com's fault in words, the
+            # exception itself only in the log.
+            log.warning("Cal.com's event type %s cannot be read: %s", event_type_id, e)
             raise CalcomUnavailable(
                 f"Cal.com answered GET /v2/event-types/{event_type_id} with no event type we "
-                f"can read: {e!r}",
+                "can read",
                 code="invalid_response",
             ) from e
 
@@ -246,6 +250,7 @@ class HttpCalcomClient:
         )
         starts = slot_starts(body)
         if starts is None:
+            log.warning("Cal.com answered GET /v2/slots without slots by date")
             raise CalcomUnavailable(
                 "Cal.com answered GET /v2/slots without slots by date", code="invalid_response"
             )
@@ -300,12 +305,15 @@ class HttpCalcomClient:
             error.earlier_attempt_uncertain = uncertain
             uncertain = uncertain or result.maybe_written
             if not result.retryable or attempt == self._max_attempts:
+                self._log_failure(method, route, attempt, error, retrying=False)
                 raise error
             delay = self._backoff(attempt) if error.retry_after is None else error.retry_after
             if delay > self._max_retry_after:
                 # Cal.com asks for longer than a caller on the phone can wait: give the decision
                 # back instead of sleeping through the producer's timeout.
+                self._log_failure(method, route, attempt, error, retrying=False)
                 raise error
+            self._log_failure(method, route, attempt, error, retrying=True)
             await self._sleep(delay)
         raise AssertionError("unreachable: the last attempt raises")  # pragma: no cover
 
@@ -340,7 +348,9 @@ class HttpCalcomClient:
             sent = not isinstance(e, aiohttp.ConnectionTimeoutError)
             return _Failure(error, retryable=True, maybe_written=sent)
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as e:
-            error = CalcomUnavailable(f"connection to Cal.com failed: {e!r}", code="connection")
+            error = CalcomUnavailable(
+                f"connection to Cal.com failed: {_connection_words(e)}", code="connection"
+            )
             error.__cause__ = e
             sent = not isinstance(e, aiohttp.ClientConnectorError)
             return _Failure(error, retryable=True, maybe_written=sent)
@@ -405,6 +415,36 @@ class HttpCalcomClient:
             raw = await response.read()
             return _Answer(response.status, response.headers, _json_or_none(raw))
 
+    def _log_failure(
+        self, method: str, route: str, attempt: int, error: CalcomError, *, retrying: bool
+    ) -> None:
+        """One line per request Cal.com failed: status and reason, never the key or a body."""
+        if isinstance(error, CalcomAuthFailed):
+            return  # _attempt has logged it as an ERROR naming the key's prefix
+        status = "no answer" if error.status is None else f"HTTP {error.status}"
+        then = "retrying" if retrying else "giving up"
+        # A taken slot is Cal.com working as it should: an outcome, not an operator's concern.
+        level = logging.INFO if isinstance(error, CalcomSlotUnavailable) else logging.WARNING
+        log.log(
+            level,
+            "Cal.com %s %s failed (attempt %d of %d): %s, %s: %s; %s",
+            method,
+            route,
+            attempt,
+            self._max_attempts,
+            status,
+            error.code or "no code",
+            error.message,
+            then,
+            extra={
+                "calcom_method": method,
+                "calcom_route": route,
+                "calcom_status": error.status,
+                "calcom_code": error.code,
+                "calcom_attempt": attempt,
+            },
+        )
+
     def _ensure_session(self) -> aiohttp.ClientSession:
         if self._session is None:
             # Created on first use so that it belongs to the running event loop.
@@ -426,6 +466,23 @@ class HttpCalcomClient:
             self._on_request(method, route, status, seconds, attempt)
 
 
+def _connection_words(error: aiohttp.ClientError) -> str:
+    """What went wrong with the connection, in words: its repr would name aiohttp's classes."""
+    if isinstance(error, aiohttp.ServerDisconnectedError):
+        return "Cal.com closed the connection before answering"
+    if isinstance(error, aiohttp.ClientConnectorError):
+        return f"cannot connect to {error.host}:{error.port}"
+    if isinstance(error, aiohttp.ClientPayloadError):
+        return "the answer's body broke off"
+    return "the connection broke"
+
+
+def _unreadable(message: str) -> CalcomInvalidResponse:
+    """A 2xx answer we cannot use, logged: the attempt fails on it like on a 5xx."""
+    log.warning("%s", message)
+    return CalcomInvalidResponse(message, code="invalid_response")
+
+
 def _json_or_none(raw: bytes) -> Any:
     try:
         return orjson.loads(raw) if raw else None
@@ -445,25 +502,22 @@ def _booking(body: Any) -> CalcomBooking:
         # A recurring event type answers a create with one booking per occurrence. Cal.com has
         # written them all: a retry would book the series again, so this is a refusal that is
         # never retried, not an unreadable answer (shared/contracts/README.md, "Event types").
-        raise CalcomRejected(
+        message = (
             f"Cal.com answered with {len(data)} bookings (a recurring event type); "
-            "booking-guard books single events only",
-            code=UNSUPPORTED_EVENT_TYPE,
+            "booking-guard books single events only"
         )
+        log.warning("%s", message)
+        raise CalcomRejected(message, code=UNSUPPORTED_EVENT_TYPE)
     if not isinstance(data, dict):
         # A recurring booking answers with a list; booking-guard books single events only.
-        raise CalcomInvalidResponse(
-            "Cal.com answered without a single booking in `data`", code="invalid_response"
-        )
+        raise _unreadable("Cal.com answered without a single booking in `data`")
     return _parse_booking(data)
 
 
 def _bookings(body: Any) -> list[CalcomBooking]:
     data = body.get("data") if isinstance(body, dict) else None
     if not isinstance(data, list):
-        raise CalcomInvalidResponse(
-            "Cal.com answered GET /v2/bookings without a list", code="invalid_response"
-        )
+        raise _unreadable("Cal.com answered GET /v2/bookings without a list")
     return [_parse_booking(item) for item in data if isinstance(item, dict)]
 
 
@@ -496,15 +550,12 @@ def _unstorable(value: Any) -> str | None:
 def _parse_booking(data: dict[str, Any]) -> CalcomBooking:
     problem = _unstorable(data)
     if problem is not None:
-        raise CalcomInvalidResponse(
-            f"Cal.com answered with a booking we cannot keep: {problem}", code="invalid_response"
-        )
+        raise _unreadable(f"Cal.com answered with a booking we cannot keep: {problem}")
     try:
         return CalcomBooking.from_calcom(data)
     except ValueError as e:  # pydantic's ValidationError is a ValueError
-        raise CalcomInvalidResponse(
-            f"Cal.com answered with a booking we cannot read: {_fields_at_fault(e)}",
-            code="invalid_response",
+        raise _unreadable(
+            f"Cal.com answered with a booking we cannot read: {_fields_at_fault(e)}"
         ) from e
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from aiohttp import web
 
@@ -12,6 +13,7 @@ from service.calcom.client import HttpCalcomClient, RequestObserver
 from service.calcom.port import CalcomClient
 from service.calcom.rate_limit import CalcomBudget
 from service.calcom.simulator.server import CalcomSimulator
+from service.calcom.simulator.shared import shared_simulator
 
 log = logging.getLogger(__name__)
 
@@ -24,11 +26,14 @@ async def open_calcom(
     given: CalcomClient | None = None,
     on_request: RequestObserver | None = None,
     budget: CalcomBudget | None = None,
+    simulator_dir: Path | None = None,
 ) -> AsyncIterator[CalcomClient]:
     """Yield the Cal.com client for this key (the simulator without one), closing it after.
 
     `on_request` (metrics) observes each HTTP request of a client built here, not of `given`;
     `budget` (the shared rate limit) paces the client of a real key, not the simulator's.
+    `simulator_dir` (the data directory): every process of it books against one simulator
+    (simulator/shared.py); without it, this process serves one of its own.
     """
     if given is not None:
         yield given
@@ -42,7 +47,12 @@ async def open_calcom(
         ) as client:
             yield client
         return
-    async with serve_simulator(CalcomSimulator()) as base_url:
+    simulator = (
+        serve_simulator(CalcomSimulator())
+        if simulator_dir is None
+        else shared_simulator(simulator_dir)
+    )
+    async with simulator as base_url:
         log.warning(
             "CALCOM_API_KEY is not set: booking against the built-in Cal.com simulator at %s",
             base_url,

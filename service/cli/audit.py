@@ -22,6 +22,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from events.errors import DatabaseUnavailable
 from events.models import RecordedEvent
 from events.store import Cursor
 from projections import audit
@@ -47,8 +48,12 @@ def add_audit_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
 
 
 def run_audit_command(args: argparse.Namespace, settings: Settings) -> int:
-    """Run `audit`; exit status 1 when nothing was found."""
-    return asyncio.run(audit_command(args, settings))
+    """Run `audit`; exit status 1 when nothing was found or there is no database."""
+    try:
+        return asyncio.run(audit_command(args, settings))
+    except DatabaseUnavailable as e:
+        print(f"booking-guard: {e}", file=sys.stderr)
+        return 1
 
 
 async def audit_command(

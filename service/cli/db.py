@@ -54,7 +54,7 @@ async def migrate_command(settings: Settings, *, out: TextIO | None = None) -> i
             flush=True,
         )
 
-    async with command_pool(settings) as pool:
+    async with command_pool(settings, create=True) as pool:
         applied = await migrate(pool, on_applied=show)
         async with pool.acquire() as conn:
             after = await status(conn)

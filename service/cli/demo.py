@@ -90,10 +90,26 @@ def _event_line(event: dict[str, Any]) -> str:
     return f"{event.get('recorded_at', '')[:23]}  {event.get('type')}{extra}"
 
 
+def service_url(host: str, port: int) -> str:
+    """The origin `serve` answers on when it listens on `host` and `port`."""
+    # A wildcard address listens everywhere, loopback included; a client cannot dial it.
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 literal in a URL
+    return f"http://{host}:{port}"
+
+
 def add_demo_command(commands: Any) -> None:
     """`demo`, on the console script's subcommands."""
     demo = commands.add_parser("demo", help="replay the incident against a running service")
-    demo.add_argument("--url", default="http://127.0.0.1:8080", help="the service's origin")
+    demo.add_argument(
+        "--url",
+        help="the service's origin (default: where `serve` listens, from BOOKING_GUARD_HOST and "
+        "BOOKING_GUARD_PORT: http://127.0.0.1:8080)",
+    )
     demo.add_argument(
         "--gap-seconds",
         type=float,

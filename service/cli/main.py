@@ -18,6 +18,7 @@ from service.cli.replay import add_replay_commands, run_replay_command
 from service.cli.retell import add_retell_command, run_retell_command
 from service.cli.serve import add_serve_commands, run_serve, run_simulate
 from service.ops.logs import configure_logging
+from service.ops.version import package_version
 from service.settings import Settings, describe_invalid
 
 
@@ -27,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="booking-guard",
         description="Books appointments in Cal.com exactly once for AI phone agents.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     add_serve_commands(commands)
     demo.add_demo_command(commands)
@@ -63,7 +65,8 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: Se
     elif args.command == "simulate-calcom":
         return run_simulate(args)
     elif args.command == "demo":
-        return demo.main(args.url, gap_seconds=args.gap_seconds, token=args.token)
+        url = args.url or demo.service_url(settings.host, settings.port)
+        return demo.main(url, gap_seconds=args.gap_seconds, token=args.token)
     elif args.command in ("replay", "projections"):
         return run_replay_command(args, settings)
     elif args.command == "audit":

@@ -26,13 +26,15 @@ from rich.progress import (
 from rich.progress import Progress as Bars
 
 from events.errors import DatabaseUnavailable
-from projections import catalog, checkpoints
+from projections import appointments, catalog, checkpoints
 from projections.rebuild import Phase, Progress, RebuildError, RebuildResult, rebuild
 from projections.runner import ProjectionRunner
 from service.app import command_database
 from service.settings import Settings
 
 PLAIN_EVERY_SECONDS = 5.0
+# The row count `projections status` shows for each projection written inline.
+INLINE_ROWS = {appointments.NAME: appointments.count}
 
 
 class ProgressPrinter:
@@ -165,7 +167,7 @@ def run_replay_command(args: argparse.Namespace, settings: Settings) -> int:
     try:
         if args.command == "replay":
             return asyncio.run(replay_command(settings, args.projection or [], args.batch_size))
-        return asyncio.run(_projections(settings, args.action, args.name))
+        return asyncio.run(projections_command(settings, args.action, args.name))
     except (DatabaseUnavailable, RebuildError) as e:
         print(f"booking-guard: {e}", file=sys.stderr)
         return 1
@@ -199,20 +201,33 @@ async def replay_command(
     return 0
 
 
-async def _projections(settings: Settings, action: str, name: str | None) -> int:
+async def projections_command(
+    settings: Settings, action: str, name: str | None, *, out: TextIO | None = None
+) -> int:
+    """`projections status`: every projection's state; `projections resume NAME`."""
+    out = out or sys.stdout
     async with command_database(settings) as (pool, store):
         if action == "resume":
             if name is None:
                 print("booking-guard: projections resume needs a NAME", file=sys.stderr)
                 return 2
             resumed = await checkpoints.resume(pool, name)
-            print(f"{name}: {'resumed' if resumed else 'was not failed'}")
+            print(f"{name}: {'resumed' if resumed else 'was not failed'}", file=out)
             return 0
-        for projection in catalog.asynchronous():
+        for projection in catalog.all_projections().values():
+            if projection.inline:
+                # Written in the transaction of each booking: no checkpoint, never behind.
+                rows = await INLINE_ROWS[projection.name](pool)
+                print(
+                    f"{projection.name}: inline (written with each booking), {rows:,} rows",
+                    file=out,
+                )
+                continue
             lag = await ProjectionRunner(pool, store, projection).lag()
             error = f"; error: {lag.error}" if lag.error else ""
             print(
                 f"{lag.name}: {lag.state} at {lag.checkpoint}, {lag.events_behind} events"
-                f" behind ({lag.seconds_behind:.1f}s){error}"
+                f" behind ({lag.seconds_behind:.1f}s){error}",
+                file=out,
             )
     return 0

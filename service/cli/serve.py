@@ -5,15 +5,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import sys
 from typing import Any
 
 from aiohttp import web
 
 from events.errors import DatabaseUnavailable
+from service.api.telemetry import REQUESTS_IN_FLIGHT
 from service.api.wire import GuardedRunner
 from service.app import create_app
 from service.settings import Settings, anonymous_exposure
+
+log = logging.getLogger(__name__)
 
 # run_app's default: an idle keep-alive connection is closed after this long.
 KEEPALIVE_TIMEOUT_SECONDS = 75.0
@@ -121,7 +125,14 @@ def serve_app(app: web.Application, *, host: str, port: int, shutdown_timeout: f
             print(f"======== Running on {site.name} ========\n(Press CTRL+C to quit)", flush=True)
             await asyncio.Event().wait()
         finally:
+            # An operator watching a deploy sees that the signal arrived and what it waits for.
+            in_flight = app.get(REQUESTS_IN_FLIGHT)
+            log.info(
+                "shutting down: %d requests in flight",
+                0 if in_flight is None else in_flight.count,
+            )
             await runner.cleanup()
+            log.info("stopped")
 
     loop = asyncio.new_event_loop()
     main_task = loop.create_task(main())

@@ -130,7 +130,7 @@ async def database_status(
     except DATABASE_ERRORS as e:
         # Not only the database being away: whatever PostgreSQL answered instead (a schema that
         # does not fit, a missing grant) is a reason not to be ready, not a failed probe.
-        return DatabaseStatus(error=_describe(e))
+        return DatabaseStatus(error=describe_database_error(e))
     return status
 
 
@@ -166,7 +166,18 @@ async def _ask(conn: Connection, stale_before: datetime) -> DatabaseStatus:
     )
 
 
-def _describe(error: BaseException) -> str:
-    if isinstance(error, TimeoutError) and not str(error):
+def describe_database_error(error: BaseException) -> str:
+    """Why the database did not answer, in words: /ready's 503 body carries it to whoever asks,
+    so no exception class names or reprs of the driver's."""
+    if isinstance(error, TimeoutError):
         return "no answer in time"
-    return f"{type(error).__name__}: {error}"
+    if isinstance(error, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(error, OSError):
+        return f"cannot connect ({error.strerror.lower()})" if error.strerror else "cannot connect"
+    if isinstance(error, asyncpg.PostgresError):
+        # PostgreSQL's own message and SQLSTATE: words already, and what an operator searches.
+        return f"PostgreSQL answered: {error} (SQLSTATE {error.sqlstate})"
+    if isinstance(error, asyncpg.InterfaceError):
+        return "the connection was lost"
+    return "the database could not be asked"

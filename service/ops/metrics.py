@@ -14,10 +14,18 @@ A registry per app (not prometheus-client's global one) lets tests run several a
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.process_collector import ProcessCollector
 
 from service.ops.ledger_metrics import LedgerMetrics
+from service.ops.version import package_version, python_version
 
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 CALCOM_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
@@ -28,9 +36,20 @@ class Metrics:
     """The instruments of one app; `observe_*` are the hooks the other modules call."""
 
     def __init__(self, *, ledger_cache_seconds: float = 2.0) -> None:
+        # prometheus-client adds a `<name>_created` series (the creation time) beside every
+        # counter and histogram: as many series again, which no rule or panel reads. The switch is
+        # the library's own, process-wide, read at scrape time; calling it again changes nothing.
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry()
         r = self.registry
         ProcessCollector(registry=r)
+        # The Prometheus convention for "what is running here": join on it to tell releases apart.
+        Gauge(
+            "booking_guard_build_info",
+            "The booking-guard release and Python this process runs (always 1).",
+            ["version", "python"],
+            registry=r,
+        ).labels(package_version(), python_version()).set(1)
         self.http_requests = Counter(
             "booking_guard_http_requests",
             "HTTP requests served by this process, by route template and status.",

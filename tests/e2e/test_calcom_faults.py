@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from tests.e2e.conftest import Harness, MakeHarness, attempt_body
 
 
@@ -61,3 +63,14 @@ async def test_exhausted_5xx_is_a_502(make_harness: MakeHarness) -> None:
     # A later retry with the same key opens a new attempt rather than replaying the 502.
     status, body = await harness.book(attempt_body())
     assert status == 201, body
+
+
+async def test_a_dropped_connection_is_a_5xx_in_plain_words(make_harness: MakeHarness) -> None:
+    harness = await make_harness(max_attempts=2)
+    harness.simulator.add_faults("drop@create", "drop@create")
+    status, body = await harness.book(attempt_body())
+    assert status >= 500, body
+    message = body["detail"]["calcom_message"]
+    assert message.startswith("connection to Cal.com failed: "), body
+    # No aiohttp class names or reprs: the producer and its logs get words.
+    assert not re.search(r"[A-Z][a-z]+[A-Z]\w*|\(|'", message), message

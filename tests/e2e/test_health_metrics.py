@@ -11,6 +11,7 @@ import pytest
 
 from projections import catalog, checkpoints
 from service.calcom.simulator.server import CalcomSimulator
+from service.ops.version import package_version, python_version
 from tests.conftest import wait_until
 from tests.e2e.conftest import CALL_687, CALL_688, MakeHarness, attempt_body
 from tests.e2e.served import (
@@ -116,13 +117,15 @@ async def test_a_failed_projection_makes_the_service_not_ready(
     client = await make_app()
     name = catalog.asynchronous()[0].name
     await checkpoints.ensure(db, name)
-    await checkpoints.mark_failed(db, name, "event 7 (BookingRejected): KeyError: 'guard'")
+    await checkpoints.mark_failed(
+        db, name, "event 7 (BookingRejected): the event has no field 'guard'"
+    )
     response = await client.get("/ready")
     payload = await response.json()
     assert response.status == 503
     assert response.headers["Retry-After"]
     assert payload["reasons"] == [
-        f"projection {name} has failed: event 7 (BookingRejected): KeyError: 'guard'"
+        f"projection {name} has failed: event 7 (BookingRejected): the event has no field 'guard'"
     ]
 
 
@@ -230,3 +233,17 @@ async def test_unmatched_paths_share_one_label(make_app: MakeApp) -> None:
     text = await metrics_text(client)
     http = "booking_guard_http_requests_total"
     assert value(text, http, method="GET", route="unmatched", status="404") == 3
+
+
+async def test_metrics_name_the_release_and_carry_no_created_series(make_app: MakeApp) -> None:
+    client = await make_app()
+    # A counter with a sample: prometheus-client would add its _created beside it.
+    assert (await client.get("/health")).status == 200
+    text = await metrics_text(client)
+    assert (
+        value(
+            text, "booking_guard_build_info", version=package_version(), python=(python_version())
+        )
+        == 1
+    )
+    assert "_created" not in text

@@ -17,6 +17,7 @@ import asyncpg
 import pytest
 
 from events.migrate import load_migrations
+from service.settings import ENV_FILE_VARIABLE
 from tests.integration.conftest import NewDatabase
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -34,6 +35,7 @@ class Ran:
 async def booking_guard(dsn: str, *args: str, **settings: str) -> Ran:
     """Run `booking-guard <args>` against `dsn` and wait for it (at most 60 s)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUBBED)}
+    env[ENV_FILE_VARIABLE] = ""  # a developer's .env in ROOT is no setting of the test's
     env.update(DATABASE_URL=dsn, BOOKING_GUARD_LOG_FORMAT="json", **settings)
     process = await asyncio.create_subprocess_exec(
         sys.executable,

@@ -13,6 +13,7 @@ from typing import IO, Any
 
 import aiohttp
 
+from service.settings import ENV_FILE_VARIABLE
 from tests.conftest import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -82,6 +83,7 @@ class Services:
         wait until it serves /health."""
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUBBED)}
+        env[ENV_FILE_VARIABLE] = ""  # a developer's .env in ROOT is no setting of the test's
         env.update(self._env)
         env.update({k: str(v) for k, v in settings.items()})
         log_path = self._log_dir / f"service-{len(self._started)}-{port}.log"
@@ -110,6 +112,7 @@ class Services:
         """Run `booking-guard <args>` (`audit call x`) with the services' settings to its end;
         its exit status and what it wrote to stdout and stderr."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUBBED)}
+        env[ENV_FILE_VARIABLE] = ""  # a developer's .env in ROOT is no setting of the test's
         env.update(self._env)
         process = await asyncio.create_subprocess_exec(
             sys.executable,

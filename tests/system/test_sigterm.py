@@ -56,6 +56,11 @@ async def test_sigterm_drains_the_request_in_flight_then_exits_cleanly(
     status, answer = await in_flight
     assert status == 201, answer
     assert await service.wait(timeout=20) == 0, service.log()
+    # The operator's view of it: the signal arrived with one request to wait for, then the end.
+    log = service.log()
+    assert "shutting down: 1 requests in flight" in log, log
+    assert '"stopped"' in log, log
+    assert log.index("shutting down") < log.index('"stopped"'), log
     outcome = await db.fetchval("SELECT count(*) FROM events WHERE type = 'BookingConfirmed'")
     assert outcome == 1
     assert await db.fetchval("SELECT count(*) FROM appointments") == 1

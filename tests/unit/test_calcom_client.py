@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -440,3 +441,84 @@ async def test_a_refused_key_is_not_retried_and_is_an_auth_failure(
     assert (raised.value.status, raised.value.message) == (status, message)
     assert len(sent(mocked)) == 1
     assert client.key_prefix == "cal_test…"
+
+
+def calcom_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "service.calcom.client"]
+
+
+async def test_each_failed_request_is_a_warning_naming_status_and_reason(
+    client: HttpCalcomClient, mocked: aioresponses, caplog: pytest.LogCaptureFixture
+) -> None:
+    answer = envelope(503, "ServiceUnavailableException", "Service Unavailable")
+    mocked.post(BOOKINGS, status=503, payload=answer, repeat=True)
+    caplog.set_level(logging.INFO, logger="service.calcom.client")
+
+    with pytest.raises(CalcomUnavailable):
+        await client.create_booking(REQUEST)
+
+    lines = calcom_lines(caplog)
+    assert [r.levelno for r in lines] == [logging.WARNING] * 3
+    messages = [r.getMessage() for r in lines]
+    for n, message in enumerate(messages, start=1):
+        assert f"POST /v2/bookings failed (attempt {n} of 3): HTTP 503" in message, message
+        assert "ServiceUnavailableException: Service Unavailable" in message, message
+        assert "cal_test_key" not in message
+    assert messages[0].endswith("retrying") and messages[-1].endswith("giving up")
+
+
+async def test_a_timeout_and_a_lost_connection_are_logged_in_words(
+    client: HttpCalcomClient, mocked: aioresponses, caplog: pytest.LogCaptureFixture
+) -> None:
+    mocked.post(BOOKINGS, exception=TimeoutError())
+    mocked.post(BOOKINGS, exception=aiohttp.ServerDisconnectedError())
+    mocked.post(BOOKINGS, status=201, payload=booking())
+    caplog.set_level(logging.INFO, logger="service.calcom.client")
+
+    await client.create_booking(REQUEST)
+
+    first, second = (r.getMessage() for r in calcom_lines(caplog))
+    assert "no answer, timeout: Cal.com did not answer within" in first
+    assert "no answer, connection: connection to Cal.com failed: Cal.com closed" in second
+
+
+async def test_a_lost_connection_reads_without_library_reprs(
+    client: HttpCalcomClient, mocked: aioresponses
+) -> None:
+    # The message reaches the producer in a 502/503 body (detail.calcom_message).
+    mocked.post(BOOKINGS, exception=aiohttp.ServerDisconnectedError(), repeat=True)
+
+    with pytest.raises(CalcomUnavailable) as raised:
+        await client.create_booking(REQUEST)
+
+    message = raised.value.message
+    assert message == "connection to Cal.com failed: Cal.com closed the connection before answering"
+    assert not re.search(r"[A-Z]\w+(Error|Exception)|\(|'", message), message
+
+
+async def test_a_taken_slot_is_logged_as_information_only(
+    client: HttpCalcomClient, mocked: aioresponses, caplog: pytest.LogCaptureFixture
+) -> None:
+    mocked.post(BOOKINGS, status=400, payload=envelope(400, "BadRequestException", TAKEN))
+    caplog.set_level(logging.INFO, logger="service.calcom.client")
+
+    with pytest.raises(CalcomSlotUnavailable):
+        await client.create_booking(REQUEST)
+
+    (line,) = calcom_lines(caplog)
+    assert line.levelno == logging.INFO
+    assert "HTTP 400" in line.getMessage()
+
+
+async def test_an_unreadable_booking_is_logged(
+    client: HttpCalcomClient, mocked: aioresponses, caplog: pytest.LogCaptureFixture
+) -> None:
+    mocked.post(BOOKINGS, status=201, payload={"status": "success", "data": None})
+    caplog.set_level(logging.INFO, logger="service.calcom.client")
+
+    with pytest.raises(CalcomUnavailable):
+        await client.create_booking(REQUEST)
+
+    (line,) = calcom_lines(caplog)
+    assert line.levelno == logging.WARNING
+    assert "without a single booking" in line.getMessage()

@@ -37,6 +37,7 @@ PER_PROCESS_SERIES = {
     *("booking_guard_orphan_bookings", "booking_guard_reconcile_drift"),
     "booking_guard_attempts_parked",
     "booking_guard_calcom_auth_failures",
+    "booking_guard_build_info",
 }
 # What the dashboard must show at least (issue 15).
 SHOWN = {

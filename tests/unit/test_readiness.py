@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncpg
+import pytest
+
 from service.ops.database_status import (
     DatabaseStatus,
     OpenTransaction,
     ProjectionStatus,
     ReadyLimits,
+    describe_database_error,
     problems,
 )
 
@@ -31,10 +35,8 @@ def test_a_healthy_database_is_ready() -> None:
 
 
 def test_an_unreachable_database_is_the_only_reason_given() -> None:
-    status = DatabaseStatus(error="ConnectionRefusedError: [Errno 111] Connection refused")
-    assert problems(status, LIMITS) == [
-        "database unavailable: ConnectionRefusedError: [Errno 111] Connection refused"
-    ]
+    status = DatabaseStatus(error="connection refused")
+    assert problems(status, LIMITS) == ["database unavailable: connection refused"]
 
 
 def test_a_missing_schema_is_named() -> None:
@@ -75,3 +77,25 @@ def test_a_projection_no_runner_ever_ran_is_reported_not_failed() -> None:
         seconds_behind=3600,
     )
     assert problems(DatabaseStatus(projections=(never,)), LIMITS) == []
+
+
+@pytest.mark.parametrize(
+    ("error", "words"),
+    [
+        (ConnectionRefusedError(111, "Connection refused"), "connection refused"),
+        (OSError(113, "No route to host"), "cannot connect (no route to host)"),
+        (TimeoutError(), "no answer in time"),
+        (asyncpg.InterfaceError("connection is closed"), "the connection was lost"),
+        (
+            asyncpg.CannotConnectNowError("the database system is starting up"),
+            "PostgreSQL answered: the database system is starting up (SQLSTATE 57P03)",
+        ),
+    ],
+)
+def test_a_database_error_reads_in_words_without_class_names(
+    error: BaseException, words: str
+) -> None:
+    # /ready's 503 body carries it to any caller.
+    described = describe_database_error(error)
+    assert described == words
+    assert type(error).__name__ not in described
