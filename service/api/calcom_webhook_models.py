@@ -31,8 +31,11 @@ RESCHEDULED: Final = "BOOKING_RESCHEDULED"
 REQUESTED: Final = "BOOKING_REQUESTED"
 REJECTED: Final = "BOOKING_REJECTED"
 # Cal.com sends BOOKING_REQUESTED for a booking awaiting the host, BOOKING_CREATED (status
-# ACCEPTED, with only {videoCallUrl} as metadata) when the host accepts it, and BOOKING_REJECTED
-# when the host declines (handleConfirmation.ts; shared/contracts/README.md, "Host confirmation").
+# ACCEPTED, with only {videoCallUrl} as metadata) when the host accepts it — read in Cal.com's
+# packages/features/bookings/lib/handleConfirmation.ts (commit 002874d2): after setting the
+# booking ACCEPTED it calls sendPayload(…, WebhookTriggerEvents.BOOKING_CREATED, …) with
+# `status: "ACCEPTED"` and `metadata: { videoCallUrl }` — and BOOKING_REJECTED when the host
+# declines (shared/contracts/README.md, "Host confirmation"). Match on the uid, never metadata.
 HANDLED_TRIGGERS: Final = frozenset({CREATED, CANCELLED, RESCHEDULED, REQUESTED, REJECTED})
 
 BookingUid = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
