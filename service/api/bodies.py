@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from events.jsonb import unstorable
 from service.api.keys import SETTINGS
 
 # The booking body nests three levels and Cal.com's webhook bodies about six; deeper input is
@@ -24,23 +25,9 @@ class UnsafeJson(ValueError):
 
 def check_json(value: Any, *, max_depth: int = MAX_JSON_DEPTH) -> None:
     """Raise UnsafeJson when `value` nests deeper than `max_depth` or holds a NUL character."""
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, str):
-            # PostgreSQL's jsonb cannot hold \u0000: refuse it here, not as a 500 at append.
-            if "\x00" in item:
-                raise UnsafeJson("strings must not contain NUL (\\u0000) characters")
-            continue
-        if isinstance(item, dict):
-            children: list[Any] = [*item.keys(), *item.values()]
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        if depth + 1 > max_depth:
-            raise UnsafeJson(f"body nests arrays and objects deeper than {max_depth} levels")
-        stack.extend((child, depth + 1) for child in children)
+    problem = unstorable(value, max_depth=max_depth)
+    if problem is not None:
+        raise UnsafeJson(problem.replace("it nests", "body nests"))
 
 
 async def read_body(request: web.Request, *, max_size: int | None = None) -> bytes:

@@ -17,6 +17,7 @@ import aiohttp
 import orjson
 from pydantic import ValidationError
 
+from events.jsonb import unstorable
 from service.calcom.account import CalcomAccount
 from service.calcom.errors import calcom_error, retry_after_seconds
 from service.calcom.event_types import EVENT_TYPES_API_VERSION, CalcomEventType
@@ -526,29 +527,8 @@ def _bookings(body: Any) -> list[CalcomBooking]:
 MAX_ANSWER_DEPTH = 32
 
 
-def _unstorable(value: Any) -> str | None:
-    """Why `value` cannot go into the ledger's jsonb, or None."""
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                return "a string holds a NUL character"
-            continue
-        if isinstance(item, dict):
-            children: list[Any] = [*item.keys(), *item.values()]
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        if depth >= MAX_ANSWER_DEPTH:
-            return f"it nests deeper than {MAX_ANSWER_DEPTH} levels"
-        stack.extend((child, depth + 1) for child in children)
-    return None
-
-
 def _parse_booking(data: dict[str, Any]) -> CalcomBooking:
-    problem = _unstorable(data)
+    problem = unstorable(data, max_depth=MAX_ANSWER_DEPTH)
     if problem is not None:
         raise _unreadable(f"Cal.com answered with a booking we cannot keep: {problem}")
     try:
