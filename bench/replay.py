@@ -34,7 +34,9 @@ OWN_TARGET = 30_000.0  # the projection's own events/s
 LOGS = ((log_dataset.REFUSED_EVERY, "1 in 5 refused"), (2, "1 in 2 refused"))
 
 # The appointments rebuild as it was: every event through the SQL functions.
-_PER_EVENT_SQL = dataclasses.replace(appointments_replay.PROJECTION, replayer=None)
+_PER_EVENT_SQL = dataclasses.replace(
+    appointments_replay.PROJECTION, replayer=None, fill_indexes=None
+)
 
 
 async def shared_log(

@@ -16,7 +16,6 @@ what was appended during the fill on top of the copied twins.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final
@@ -168,8 +167,8 @@ class Fold:
 
     def __init__(self) -> None:
         self.states: dict[str, list[Any]] = {}
-        self.appointments: dict[uuid.UUID, list[Any]] = {}
-        self._by_origin: dict[str, list[uuid.UUID]] = {}
+        self.appointments: dict[str, list[Any]] = {}
+        self._by_origin: dict[str, list[str]] = {}
         # uid -> the uids rescheduled to it (booking_states.rescheduled_to, reversed).
         self._rescheduled_from: dict[str, set[str]] = {}
         # Pairs of different rescheduled_to values of one uid, decided by Python's order: the
@@ -192,7 +191,8 @@ class Fold:
             self.fact(d["booking_uid"], status, None, None, None, _time(d[at_field]))
 
     def confirm(self, d: dict[str, Any]) -> None:
-        appointment_id = uuid.UUID(d["appointment_id"])
+        # Ids stay the JSON's canonical strings (asyncpg's COPY encodes them as uuid).
+        appointment_id = d["appointment_id"]
         if appointment_id in self.appointments:
             raise appointments.AppointmentExists(d["booking_uid"])  # the primary key's refusal
         uid = d["booking_uid"]
@@ -200,12 +200,12 @@ class Fold:
         status = d.get("status", "booked")
         confirmed_at = _time(d["confirmed_at"])
         booking_id = d.get("booking_id")
-        self.appointments[appointment_id] = [
+        row = [
             appointment_id,
             uid,
             None if booking_id is None else int(booking_id),
             d["call_id"],
-            uuid.UUID(d["attempt_id"]),
+            d["attempt_id"],
             int(d["event_type_id"]),
             start,
             end,
@@ -216,8 +216,17 @@ class Fold:
             confirmed_at,
             uid,
         ]
-        self._by_origin.setdefault(uid, []).append(appointment_id)
+        self.appointments[appointment_id] = row
         fact_status = "pending" if status == "pending" else "accepted"
+        if uid not in self.states and uid not in self._by_origin:
+            # The common case, a uid nothing was said of before: the fact makes its state and
+            # the settle leaves the row as inserted but for the status's name (the same steps,
+            # taken without walking chains that cannot exist yet).
+            self.states[uid] = [fact_status, None, start, end, confirmed_at]
+            self._by_origin[uid] = [appointment_id]
+            row[_STATUS] = _APPOINTMENT_STATUS[fact_status]
+            return
+        self._by_origin.setdefault(uid, []).append(appointment_id)
         self.fact(uid, fact_status, None, start, end, confirmed_at)
 
     def fact(
@@ -252,6 +261,10 @@ class Fold:
 
     def _settle(self, uid: str) -> None:
         # bg_settle_appointments: every uid whose chain reaches `uid` within 64 steps...
+        if not self._rescheduled_from.get(uid):
+            for appointment_id in self._by_origin.get(uid, ()):
+                self._settle_one(self.appointments[appointment_id])
+            return
         back = {uid}
         frontier = [uid]
         for _ in range(_MAX_DEPTH):
@@ -349,8 +362,8 @@ PROJECTION: Final = Projection(
     apply_batch=apply_batch,
     replay_batch=replay_batch,
     replayer=AppointmentsReplayer,
-    # The settle step looks appointments up by origin and states by uid as it goes.
-    fill_indexes=None,
+    # The fold writes both twins once with COPY: every index is built after it.
+    fill_indexes=(),
     inline=True,
     side_tables=(appointments.STATES,),
 )

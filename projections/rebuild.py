@@ -95,8 +95,12 @@ async def rebuild(
                 fill_indexes=projection.fill_indexes,
             )
         ]
+        # A replayer writes its twins once, at the end: their indexes are built after that.
+        side_indexes = () if projection.replayer is not None else None
         for side in projection.side_tables:
-            twins.append(await Twin.create(conn, side, f"{side}_rebuild", fill_indexes=None))
+            twins.append(
+                await Twin.create(conn, side, f"{side}_rebuild", fill_indexes=side_indexes)
+            )
         try:
             total = await replay_reads.count(conn, projection.types)
             done, cursor = await _fill(pool, projection, batch_size, lambda n: report(n, total))
