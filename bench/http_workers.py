@@ -115,13 +115,14 @@ async def run(ctx: Context) -> list[Figure]:
             order = WORKERS if run_index % 2 == 0 else tuple(reversed(WORKERS))
             for workers in order:
                 async with serve(ctx.dsn, simulator.base_url, workers) as url:
+                    await simulator.reset(latency_ms=0)  # a fresh calendar for the phase
                     result = await load.run(
                         Load(
                             url,
                             producers=PRODUCERS,
                             seconds=phase_seconds(ctx),
                             warmup=0.5,
-                            tag=f"w{run_index}n{workers}",
+                            tag=f"w{run_index}n{workers}x{time.monotonic_ns()}",
                         )
                     )
                 wrong = sorted({a.status for a in result.answers if a.status != 201})
