@@ -20,6 +20,7 @@ an aiohttp app that answers 201 at once and one that only makes the Cal.com call
 from __future__ import annotations
 
 import math
+import time
 
 from bench.harness import Context, Figure, Samples
 from bench.http_ceilings import LADDER, TWO_STATEMENTS
@@ -111,6 +112,7 @@ async def run(ctx: Context) -> list[Figure]:
                 )
             # Issue 16 item 2: unloaded, booking-guard's added time beside the rung that makes
             # the same two statements without anything else, in the same run.
+            await simulator.reset(latency_ms=0)  # the floors' bookings would refuse its slots
             async with LADDER[TWO_STATEMENTS](ctx.dsn, simulator.base_url) as url:
                 result = await load.run(
                     Load(
@@ -118,7 +120,7 @@ async def run(ctx: Context) -> list[Figure]:
                         producers=1,
                         seconds=phase_seconds(ctx),
                         warmup=0.5,
-                        tag=f"o{run_index}two",
+                        tag=f"o{run_index}two{time.monotonic_ns()}",
                     )
                 )
             check(result, UNLOADED_RUNG)
