@@ -18,11 +18,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-from aiohttp import web
 
 from bench.harness import Context, Figure, Samples
-from service.api.keys import POOL
-from service.app import PoolAppointmentLookup
+from service.booking.appointment_lookup import PoolAppointmentLookup
 from service.booking.guards import (
     AppointmentLookup,
     AttemptFacts,
@@ -117,10 +115,8 @@ async def time_chain(guards: Sequence[Guard], booking: CalcomBooking, count: int
 
 
 def table_lookup(pool: asyncpg.Pool) -> AppointmentLookup:
-    """The service's own lookup (service/app.py) over `pool`."""
-    app = web.Application()
-    app[POOL] = pool
-    return PoolAppointmentLookup(app)
+    """The service's own lookup (service/booking/appointment_lookup.py) over `pool`."""
+    return PoolAppointmentLookup(pool)
 
 
 async def fill_appointments(ctx: Context) -> None:

@@ -11,7 +11,10 @@ Each serves `POST /v1/booking-attempts` from this process, under the same load a
    service/booking/phase_writes.py, on a pool built like its own (no reset query): 11 round trips;
 4. `+ the same writes, a statement per phase`: the same rows in 3 statements (claim and intent
    in one, the lookup, the outcome in one, each a data-modifying CTE around bg_append_events),
-   as booking-guard does them now.
+   as booking-guard did them until issue 16;
+5. `+ the same writes in two statements`: the same without the lookup (the unique index on
+   booking_uid refuses a taken booking in the outcome statement), the two round trips
+   booking-guard makes now (issue 16 item 2's rung).
 
 No pydantic models, no logging, no metrics in any of them: the distance from rung 3 to the
 service is what booking-guard's own Python costs; from 3 to 4, what its round trips cost.
@@ -158,6 +161,20 @@ async def _folded(pool: asyncpg.Pool, calcom: HttpCalcomClient, attempt: Attempt
     return answer
 
 
+async def _two(pool: asyncpg.Pool, calcom: HttpCalcomClient, attempt: Attempt) -> str:
+    claim = (*attempt.claim_args(), attempt.stream, *attempt.intent())
+    if await pool.fetchval(_CLAIM_FOLDED, *claim) is None:
+        raise web.HTTPConflict()
+    booking = await calcom.create_booking(attempt.create())
+    answer, events = attempt.outcome(booking)
+    args = (*attempt.appointment_args(booking), attempt.key, answer, datetime.now(UTC))
+    try:
+        await pool.fetchval(_RECORD_FOLDED, *args, attempt.stream, *events)
+    except asyncpg.UniqueViolationError:
+        raise web.HTTPConflict() from None
+    return answer
+
+
 Serve = Callable[[str, str], AbstractAsyncContextManager[str]]  # (dsn, Cal.com) -> origin
 
 
@@ -184,13 +201,13 @@ async def one_call(dsn: str, calcom_url: str) -> AsyncIterator[str]:
             yield url
 
 
-def _with_writes(folded: bool) -> Serve:
+def _with_writes(folded: bool, *, two: bool = False) -> Serve:
     @asynccontextmanager
     async def serve(dsn: str, calcom_url: str) -> AsyncIterator[str]:
         pool = await create_pool(dsn, min_size=POOL_SIZE, max_size=POOL_SIZE, reset_sessions=False)
         try:
             async with calcom_client(calcom_url) as calcom:
-                write = _folded if folded else _as_today
+                write = _two if two else _folded if folded else _as_today
 
                 async def book(request: web.Request) -> web.Response:
                     answer = await write(pool, calcom, Attempt(await request.json()))
@@ -212,9 +229,11 @@ async def _app(book: Callable[[web.Request], Any]) -> AsyncIterator[str]:
         yield url
 
 
+TWO_STATEMENTS = "+ the same writes in two statements (2 round trips)"
 LADDER: dict[str, Serve] = {
     "bare aiohttp": bare,
     "+ one Cal.com call": one_call,
     "+ the ledger's writes, a transaction per phase (11 round trips)": _with_writes(folded=False),
     "+ the same writes, a statement per phase (3 round trips)": _with_writes(folded=True),
+    TWO_STATEMENTS: _with_writes(folded=True, two=True),
 }

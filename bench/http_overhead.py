@@ -20,9 +20,10 @@ an aiohttp app that answers 201 at once and one that only makes the Cal.com call
 from __future__ import annotations
 
 import math
+import time
 
 from bench.harness import Context, Figure, Samples
-from bench.http_ceilings import LADDER
+from bench.http_ceilings import LADDER, TWO_STATEMENTS
 from bench.http_service import running_service
 from bench.http_world import Load, LoadResult, load_generator, simulator_process
 
@@ -32,6 +33,8 @@ PRODUCERS = 50
 # (producers, simulator latency in ms); the target is on the 50-producer ones.
 SHAPES = ((PRODUCERS, 0), (PRODUCERS, 200), (1, 0))
 FLOORS = ("bare aiohttp", "+ one Cal.com call")
+UNLOADED_RUNG = f"1 producer, Cal.com 0 ms, rung: {TWO_STATEMENTS}: added"
+UNLOADED_RATIO = 1.2  # issue 16 item 2: within 1.2x of the rung at p50 and p99
 
 
 def label(producers: int, latency_ms: int) -> str:
@@ -107,6 +110,32 @@ async def run(ctx: Context) -> list[Figure]:
                     f"http_overhead run {run_index + 1}: {floor_label(rung)}: {result.rate:,.0f}/s;"
                     f" added p50 {added[0]:.1f} ms, p99 {added[1]:.1f} ms"
                 )
+            # Issue 16 item 2: unloaded, booking-guard's added time beside the rung that makes
+            # the same two statements without anything else, in the same run.
+            await simulator.reset(latency_ms=0)  # the floors' bookings would refuse its slots
+            async with LADDER[TWO_STATEMENTS](ctx.dsn, simulator.base_url) as url:
+                result = await load.run(
+                    Load(
+                        url,
+                        producers=1,
+                        seconds=phase_seconds(ctx),
+                        warmup=0.5,
+                        tag=f"o{run_index}two{time.monotonic_ns()}",
+                    )
+                )
+            check(result, UNLOADED_RUNG)
+            added = samples.latencies(UNLOADED_RUNG, [a.total - a.calcom for a in result.answers])
+            ctx.progress(
+                f"http_overhead run {run_index + 1}: {UNLOADED_RUNG}: added p50 {added[0]:.1f} ms,"
+                f" p99 {added[1]:.1f} ms"
+            )
+    unloaded = label(1, 0)
+    for q in ("p50", "p99"):
+        samples.ratio(
+            f"{unloaded}: added {q} ÷ the two-statement rung's, same run",
+            f"{unloaded}: added {q}",
+            f"{UNLOADED_RUNG} {q}",
+        )
     figures: list[Figure] = []
     for producers, latency_ms in SHAPES:
         name = label(producers, latency_ms)
@@ -118,6 +147,16 @@ async def run(ctx: Context) -> list[Figure]:
     for rung in FLOORS:
         figures += samples.latency_figures(floor_label(rung), p99_target_ms=None)
         figures.append(samples.figure(f"{floor_label(rung)}: attempts/s", "attempts/s"))
+    figures += samples.latency_figures(UNLOADED_RUNG, p99_target_ms=None)
+    for q in ("p50", "p99"):
+        figures.append(
+            samples.figure(
+                f"{unloaded}: added {q} ÷ the two-statement rung's, same run",
+                "ratio",
+                target=UNLOADED_RATIO,
+                higher_is_better=False,
+            )
+        )
     return figures
 
 

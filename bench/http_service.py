@@ -8,7 +8,8 @@ To split each request's time, the bench puts one middleware outside the service'
 gives the request a fresh counter in a context variable, the client's `on_request` hook adds
 each Cal.com request's seconds to the counter of the request it runs in (asyncio copies the
 context into every task, so requests never mix), and the answer carries both figures in headers
-for the load generator. Nothing in the service is changed.
+for the load generator. Nothing in the service is changed. The rate limiter is `serve`'s
+(SharedCalcomBudget, leasing from the database), at a limit the load never reaches.
 """
 
 from __future__ import annotations
@@ -24,9 +25,13 @@ from dataclasses import dataclass
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from bench.http_world import CALCOM_HEADER, HANDLER_HEADER
+from bench.http_world import BENCH_RATE_LIMIT, CALCOM_HEADER, HANDLER_HEADER
+from service.api.keys import POOL
 from service.app import create_app
+from service.booking.calcom_budget import SharedCalcomBudget
+from service.booking.clock import SystemClock
 from service.calcom.client import HttpCalcomClient
+from service.calcom.rate_limit import Announcement, CalcomBudget
 from service.ops.logs import configure_logging
 from service.settings import Settings
 
@@ -94,17 +99,44 @@ async def serving(app: web.Application) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
-def calcom_client(calcom_url: str) -> HttpCalcomClient:
+class _AppBudget:
+    """`serve`'s shared rate limiter (SharedCalcomBudget) over the app's own pool, made on first
+    use (the pool exists once the app has started): its leases are the service's statements."""
+
+    def __init__(self) -> None:
+        self.app: web.Application | None = None
+        self._budget: SharedCalcomBudget | None = None
+
+    def _get(self) -> SharedCalcomBudget:
+        if self._budget is None:
+            assert self.app is not None
+            self._budget = SharedCalcomBudget(
+                self.app[POOL], api_key="cal_bench", limit=BENCH_RATE_LIMIT, clock=SystemClock()
+            )
+        return self._budget
+
+    async def take(self) -> None:
+        await self._get().take()
+
+    async def observe(self, announcement: Announcement) -> None:
+        await self._get().observe(announcement)
+
+
+def calcom_client(calcom_url: str, budget: CalcomBudget | None = None) -> HttpCalcomClient:
     """The service's Cal.com client, its defaults as `serve` has them, timed per request."""
-    return HttpCalcomClient(api_key="cal_bench", base_url=calcom_url, on_request=observe_calcom)
+    return HttpCalcomClient(
+        api_key="cal_bench", base_url=calcom_url, on_request=observe_calcom, budget=budget
+    )
 
 
 @asynccontextmanager
 async def running_service(dsn: str, calcom_url: str) -> AsyncIterator[Service]:
     """booking-guard on a free loopback port, its defaults as `serve` has them."""
     settings = Settings(database_url=dsn, log_format="json", log_level="INFO")
+    budget = _AppBudget()
     with production_logging(settings):
-        async with calcom_client(calcom_url) as calcom:
+        async with calcom_client(calcom_url, budget) as calcom:
             app = create_app(settings, calcom=calcom)
+            budget.app = app
             async with serving(app) as url:
                 yield Service(url, app, calcom)

@@ -18,13 +18,15 @@ import time
 
 from bench import cpu
 from bench.harness import Context, Figure, Samples
-from bench.http_ceilings import LADDER
+from bench.http_ceilings import LADDER, TWO_STATEMENTS
 from bench.http_overhead import check, phase_seconds
 from bench.http_service import running_service
 from bench.http_world import Load, LoadGenerator, Simulator, load_generator, simulator_process
 
 BUDGET_SECONDS = 150
 TARGET = 1_000.0  # attempts/s
+NO_TAX_RATE = 0.95  # of the two-statement rung's attempts/s (issue 16 item 3)
+NO_TAX_CPU = 1.1  # times the rung's service CPU per attempt, at most
 PRODUCERS = 64
 NAME = f"{PRODUCERS} producers, Cal.com 0 ms"
 OURS = "booking-guard"
@@ -84,6 +86,18 @@ async def run(ctx: Context) -> list[Figure]:
             samples.figure(f"{label(side)}: CPU per attempt: {name}", "ms")
             for name in (SERVICE, POSTGRES, MACHINE)
         ]
+    # Issue 16 item 3, no Python tax: against the rung making the same two statements without
+    # models, logging or metrics, paired run by run.
+    rate_ratio = f"{NAME}: attempts/s, booking-guard ÷ the two-statement rung, same run"
+    cpu_ratio = f"{NAME}: service CPU per attempt, booking-guard ÷ the two-statement rung, same run"
+    samples.ratio(rate_ratio, label(OURS), label(TWO_STATEMENTS))
+    samples.ratio(
+        cpu_ratio,
+        f"{label(OURS)}: CPU per attempt: {SERVICE}",
+        f"{label(TWO_STATEMENTS)}: CPU per attempt: {SERVICE}",
+    )
+    figures.append(samples.figure(rate_ratio, "ratio", target=NO_TAX_RATE))
+    figures.append(samples.figure(cpu_ratio, "ratio", target=NO_TAX_CPU, higher_is_better=False))
     return figures
 
 

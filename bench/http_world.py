@@ -30,6 +30,9 @@ PLAIN_EVENT_TYPE = 1002  # the simulator's plain event type: a new slot is alway
 SLOT_MINUTES = 30
 START_SECONDS = 60.0  # a process that has not said where it listens by then is broken
 CALCOM_HEADER = "X-Bench-Calcom-Seconds"  # set by bench/http_service.py's timing middleware
+# The simulator's announced limit and the service's budget: the shared rate limiter runs as in
+# `serve` (leasing in batches) at a limit no load here reaches.
+BENCH_RATE_LIMIT = 1_000_000_000
 HANDLER_HEADER = "X-Bench-Handler-Seconds"
 
 _spawn = multiprocessing.get_context("spawn")
@@ -43,7 +46,7 @@ def _simulator_process(conn: Connection) -> None:
 
 
 async def _serve_until_told(conn: Connection) -> None:
-    async with serve_simulator(CalcomSimulator()) as base_url:
+    async with serve_simulator(CalcomSimulator(rate_limit=BENCH_RATE_LIMIT)) as base_url:
         conn.send(base_url)
         await asyncio.to_thread(conn.recv)  # anything (or the parent's end closing) stops it
 

@@ -35,7 +35,8 @@ CHUNK = 50_000  # attempts per INSERT statement
 
 _TS = """to_char(({0}) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
 
-# $1, $2: the attempts [from, to); $3: the first transaction id; $4 / $5: the ids per transaction.
+# $1, $2: the attempts [from, to); $3: the first transaction id; $4 / $5: the ids per transaction;
+# $6: one attempt in $6 is the incident's (refused).
 _INSERT = f"""
 INSERT INTO events (transaction_id, stream_id, version, event_id, type, schema_version, data,
                     metadata, recorded_at)
@@ -47,8 +48,8 @@ SELECT ($3 + (2 * a.i + least(e.version, 2) - 1) * $4 / $5)::text::xid8,
                'call_' || left(md5('c' || (i / 2)), 27) AS call_id,
                'call_' || left(md5('c' || ((i - 1) / 2)), 27) AS previous_call_id,
                md5('a' || (i - 1))::uuid::text AS previous_attempt_id,
-               i % 5 = 4 AS incident,
-               CASE WHEN i % 5 = 4 THEN i - 1 ELSE i END AS booked,
+               i % $6 = $6 - 1 AS incident,
+               CASE WHEN i % $6 = $6 - 1 THEN i - 1 ELSE i END AS booked,
                'caller+' || (i / 2) || '@example.com' AS email,
                timestamptz '2025-10-01 00:00:00+00' + i * interval '2 seconds' AS requested_at
           FROM generate_series($1::bigint, $2::bigint - 1) AS i) AS p
@@ -69,7 +70,10 @@ SELECT ($3 + (2 * a.i + least(e.version, 2) - 1) * $4 / $5)::text::xid8,
          'metadata', jsonb_build_object('agent', 'retell'),
          'idempotency_key', 'derived:' || a.call_id || ':1002:' || {_TS.format("a.start_at")},
          'fingerprint', md5('f' || a.i), 'retry_of', NULL,
-         'requested_at', {_TS.format("a.requested_at")})),
+         'requested_at', {_TS.format("a.requested_at")},
+         'options', jsonb_build_object('booking_fields', jsonb_build_object(),
+                                       'length_in_minutes', NULL, 'language', NULL,
+                                       'guests', jsonb_build_array(), 'location', NULL))),
      (2, 'CalcomBookingReceived', jsonb_build_object(
          'attempt_id', a.attempt_id, 'call_id', a.call_id, 'booking_uid', a.booking_uid,
          'booking_id', a.booking_id, 'status', 'accepted',
@@ -117,7 +121,8 @@ SELECT ($3 + (2 * a.i + least(e.version, 2) - 1) * $4 / $5)::text::xid8,
          'start', {_TS.format("a.start_at")},
          'end', {_TS.format("a.start_at + interval '30 minutes'")},
          'attendee_name', 'Hansi Sputer', 'attendee_email', a.email,
-         'confirmed_at', {_TS.format("a.requested_at + interval '400 milliseconds'")}) END)
+         'confirmed_at', {_TS.format("a.requested_at + interval '400 milliseconds'")},
+         'status', 'booked') END)
  ) AS e(version, type, data)
  ORDER BY a.i, e.version
 """
@@ -147,29 +152,44 @@ def call_id(attempt: int) -> str:
     return "call_" + hashlib.md5(f"c{attempt // 2}".encode()).hexdigest()[:27]
 
 
-def booking_uid(attempt: int) -> str:
+# One attempt in REFUSED_EVERY is the incident's: 5 in the default log, 2 in the refusals log.
+REFUSED_EVERY = 5
+
+
+def booking_uid(attempt: int, refused_every: int = REFUSED_EVERY) -> str:
     """The uid of the booking attempt `attempt` made (or was handed, for the incident's)."""
-    booked = attempt - 1 if attempt % 5 == 4 else attempt
+    booked = attempt - 1 if attempt % refused_every == refused_every - 1 else attempt
     return hashlib.md5(f"u{booked}".encode()).hexdigest()[:22]
 
 
-def confirmed(events: int) -> int:
+def confirmed(events: int, refused_every: int = REFUSED_EVERY) -> int:
     """How many attempts of the log were confirmed: the appointments a rebuild must make."""
     n = attempts(events)
-    return n - n // 5  # attempts 4, 9, 14, ... are the incident's
+    return n - n // refused_every  # attempts 4, 9, 14, ... are the incident's (every 5)
 
 
-async def load(dsn: str, events: int, progress: Callable[[str], None]) -> None:
-    """Fill the (empty) events table of `dsn` with `events` events, then index and analyze it."""
+async def load(
+    dsn: str,
+    events: int,
+    progress: Callable[[str], None],
+    *,
+    refused_every: int = REFUSED_EVERY,
+) -> None:
+    """Fill the (empty) events table of `dsn` with `events` events, then index and analyze it;
+    one attempt in `refused_every` is refused (the incident's)."""
+    if refused_every < 2:
+        raise ValueError(f"refused_every must be at least 2, got {refused_every}")
     conn = await asyncpg.connect(dsn)
     try:
-        await _load(conn, attempts(events), progress)
+        await _load(conn, attempts(events), progress, refused_every)
     finally:
         await conn.close()
     await check(dsn)
 
 
-async def _load(conn: asyncpg.Connection, count: int, progress: Callable[[str], None]) -> None:
+async def _load(
+    conn: asyncpg.Connection, count: int, progress: Callable[[str], None], refused_every: int
+) -> None:
     started = time.perf_counter()
     transactions = 2 * count
     current = int(await conn.fetchval("SELECT pg_current_xact_id()::text"))
@@ -184,7 +204,7 @@ async def _load(conn: asyncpg.Connection, count: int, progress: Callable[[str], 
     await conn.execute("SET synchronous_commit = off")
     for low in range(0, count, CHUNK):
         high = min(low + CHUNK, count)
-        await conn.execute(_INSERT, low, high, first, per, of)
+        await conn.execute(_INSERT, low, high, first, per, of, refused_every)
         progress(f"log dataset: {EVENTS_PER_ATTEMPT * high:,} events")
     for index in indexes:
         await conn.execute(index["definition"])

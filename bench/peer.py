@@ -21,6 +21,7 @@ from eventsourcing.utils import Environment
 from bench import payloads
 from bench.append import measure, store_append
 from bench.harness import Context, Figure, Samples, threaded_throughput
+from events import reads
 from events.booking import BookingRequested
 from events.store import START, Cursor, EventStore
 
@@ -29,6 +30,8 @@ CONCURRENCY = (1, 16, 64)
 TARGET_AT = 16  # writers; ours must reach 5 times theirs there
 TARGET_RATIO = 5.0
 PAGE = 1000  # events per read, both sides
+READ_TARGET = 100_000.0  # events/s read and decoded (issue 16 item 6)
+READ_TARGET_RATIO = 4.0  # times theirs
 BATCH = 100  # events per append when loading the read test
 TOPIC = "bench.payloads:BookingRequested"
 
@@ -118,14 +121,26 @@ async def load_for_reading(ctx: Context, count: int) -> None:
         factory.close()
 
 
-async def our_read_all(ctx: Context) -> float:
-    """Events/s of reading every event in pages, decoded into the model."""
+async def our_read_all(ctx: Context, *, floor: bool = False) -> float:
+    """Events/s of reading every event in pages, decoded into the model (`EventStore.read_all`),
+    or (`floor`) the same pages fetched as rows (jsonb already parsed by orjson) and not turned
+    into models: what reading costs before pydantic does anything."""
     pool = await ctx.pool(1)
     try:
         store = EventStore(pool)
         loop = asyncio.get_running_loop()
         started, after, count = loop.time(), START, 0
-        while page := await store.read_all(after=after, limit=PAGE):
+        while True:
+            if floor:
+                rows = await pool.fetch(reads._READ_ALL, after.transaction_id, after.position, PAGE)
+                if not rows:
+                    break
+                count += len(rows)
+                after = Cursor(int(rows[-1]["transaction_id"]), rows[-1]["position"])
+                continue
+            page = await store.read_all(after=after, limit=PAGE)
+            if not page:
+                break
             count += len(page)
             after = Cursor(page[-1].transaction_id, page[-1].position)
         return count / (loop.time() - started)
@@ -174,21 +189,32 @@ async def run(ctx: Context) -> list[Figure]:
     ctx.progress(f"peer: loading {count:,} events on each side for the read test")
     await load_for_reading(ctx, count)
     label = f"read all {count:,} events, pages of {PAGE}"
+    validating = f"{OURS}: floor, rows fetched without models"
     for run_index in range(ctx.runs):
         ours = await our_read_all(ctx)
+        before = await our_read_all(ctx, floor=True)
         theirs = await asyncio.to_thread(their_read_all, ctx)
         samples.add(f"{label}: {OURS}", ours)
+        samples.add(f"{label}: {validating}", before)
         samples.add(f"{label}: {THEIRS}", theirs)
-        ctx.progress(f"peer run {run_index + 1}: {label}: ours {ours:,.0f}, theirs {theirs:,.0f}")
+        ctx.progress(
+            f"peer run {run_index + 1}: {label}: ours {ours:,.0f},"
+            f" floor {before:,.0f}, theirs {theirs:,.0f}"
+        )
     samples.ratio(f"{label}: ours / theirs", f"{label}: {OURS}", f"{label}: {THEIRS}")
+    samples.ratio(f"{label}: ours / floor", f"{label}: {OURS}", f"{label}: {validating}")
 
     figures = []
     for name in samples.values:
-        if name.endswith("ours / theirs"):
+        if name.endswith("ours / theirs") and name.startswith("read all"):
+            figures.append(samples.figure(name, "ratio", target=READ_TARGET_RATIO))
+        elif name.endswith(("ours / theirs", "ours / floor")):
             at_target = name.startswith(f"append 1 event/tx, {TARGET_AT} writers")
             figures.append(
                 samples.figure(name, "ratio", target=TARGET_RATIO if at_target else None)
             )
+        elif name == f"{label}: {OURS}":
+            figures.append(samples.figure(name, "events/s", target=READ_TARGET))
         else:
             figures.append(samples.figure(name, "events/s"))
     return figures

@@ -12,6 +12,7 @@ BENCHMARKS: dict[str, str] = {
     "guards": "bench.guards",
     "http_overhead": "bench.http_overhead",
     "http_throughput": "bench.http_throughput",
+    "http_workers": "bench.http_workers",
     "replay": "bench.replay",
     "audit": "bench.audit",
     "append": "bench.append",

@@ -133,16 +133,36 @@ async def apply(connection: Executor, event: Event, *, table: str = TABLE) -> No
         raise
 
 
-_COLUMNS = (
-    "appointment_id, booking_uid, booking_id, call_id, attempt_id, event_type_id, start_at,"
-    " end_at, attendee_name, attendee_email, status"
+COLUMNS: Final = (
+    "appointment_id",
+    "booking_uid",
+    "booking_id",
+    "call_id",
+    "attempt_id",
+    "event_type_id",
+    "start_at",
+    "end_at",
+    "attendee_name",
+    "attendee_email",
+    "status",
 )
-_HELD_BY_CALL = f"""
+_COLUMNS = ", ".join(COLUMNS)
+
+
+def held_by_call_statement(*, first: int = 1) -> str:
+    """The call's live appointment for an event type and start: parameters $first (call id),
+    $first+1 (event type), $first+2 (start). `first` lets a larger statement embed it."""
+    c, e, s = (f"${n}" for n in range(first, first + 3))
+    return f"""
 SELECT {_COLUMNS} FROM appointments
- WHERE call_id = $1 AND event_type_id = $2 AND start_at = $3 AND status IN ('pending', 'booked')
+ WHERE call_id = {c} AND event_type_id = {e} AND start_at = {s}
+   AND status IN ('pending', 'booked')
  ORDER BY confirmed_at
  LIMIT 1
 """
+
+
+_HELD_BY_CALL = held_by_call_statement()
 _BY_ID = f"SELECT {_COLUMNS} FROM appointments WHERE appointment_id = $1"
 _BY_BOOKING_UID = f"SELECT {_COLUMNS} FROM appointments WHERE booking_uid = $1"
 _BY_ATTEMPT = f"SELECT {_COLUMNS} FROM appointments WHERE attempt_id = $1"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from events.models import RecordedEvent
 from events.replay_reads import LoggedData
@@ -19,6 +20,18 @@ ApplyBatch = Callable[[Connection, Sequence[RecordedEvent], str], Awaitable[None
 
 ReplayBatch = Callable[[Connection, Sequence[LoggedData], str], Awaitable[None]]
 """The same from events' JSON data, without models: replay's fast path (COPY)."""
+
+
+class Replayer(Protocol):
+    """One rebuild's fill, when a projection folds the log itself: `batch` is given each batch
+    in log order (it may only accumulate), `finish` writes the twin(s) once, at the end. The
+    swap's catch-up still goes through `replay_batch` (or `apply_batch`) on the filled twin."""
+
+    async def batch(
+        self, connection: Connection, events: Sequence[LoggedData], table: str
+    ) -> None: ...
+
+    async def finish(self, connection: Connection, table: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,10 +58,14 @@ class Projection:
     # Tables the projection keeps beside `table` (appointments: booking_states); replay fills
     # a twin of each with every index, and swaps them in with the main one.
     side_tables: tuple[str, ...] = ()
+    # A new Replayer per rebuild (needs `replay_batch` too: the catch-up uses it).
+    replayer: Callable[[], Replayer] | None = None
 
     def __post_init__(self) -> None:
         if not self.name or not self.types:
             raise ValueError(f"a projection needs a name and event types, got {self!r}")
+        if self.replayer is not None and self.replay_batch is None:
+            raise ValueError(f"{self.name}: a replayer needs replay_batch for the catch-up")
 
     @property
     def rebuild_table(self) -> str:

@@ -113,8 +113,12 @@ async def rebuild(
                 fill_indexes=projection.fill_indexes,
             )
         ]
+        # A replayer writes its twins once, at the end: their indexes are built after that.
+        side_indexes = () if projection.replayer is not None else None
         for side in projection.side_tables:
-            twins.append(await Twin.create(conn, side, f"{side}_rebuild", fill_indexes=None))
+            twins.append(
+                await Twin.create(conn, side, f"{side}_rebuild", fill_indexes=side_indexes)
+            )
         try:
             begin(Phase.COUNTING)
             total = await replay_reads.count(conn, projection.types)
@@ -166,6 +170,7 @@ async def _fill(
 ) -> tuple[int, Cursor]:
     """Apply the log to the twin; reading the next batch overlaps writing this one."""
     done, cursor = 0, START
+    replayer = projection.replayer() if projection.replayer is not None else None
     async with pool.acquire() as reader, pool.acquire() as writer:
 
         def read_after(after: Cursor) -> asyncio.Task[Batch]:
@@ -181,7 +186,13 @@ async def _fill(
                 cursor = Cursor(batch[-1].transaction_id, batch[-1].position)
                 if len(batch) == batch_size:
                     next_batch = read_after(cursor)
-                await _write(writer, projection, batch, durable=False)
+                if replayer is not None:
+                    # Folded in memory while the next batch is read; written once at the end.
+                    await replayer.batch(
+                        writer, cast(Sequence[LoggedData], batch), projection.rebuild_table
+                    )
+                else:
+                    await _write(writer, projection, batch, durable=False)
                 done += len(batch)
                 report(done)
         finally:
@@ -189,6 +200,11 @@ async def _fill(
                 next_batch.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await next_batch
+        if replayer is not None:
+            async with writer.transaction():
+                await writer.execute(_UTC)
+                await writer.execute("SET LOCAL synchronous_commit = off")
+                await replayer.finish(writer, projection.rebuild_table)
     return done, cursor
 
 

@@ -15,6 +15,7 @@ import asyncpg
 
 from events.booking import BookingRejected
 from events.models import RecordedEvent
+from events.replay_reads import LoggedData
 from events.store import Connection
 from projections.projection import Projection
 
@@ -62,7 +63,49 @@ async def apply_batch(connection: Connection, events: Sequence[RecordedEvent], t
         await connection.execute(_insert(table), *columns)
 
 
-PROJECTION: Final = Projection(name=NAME, types=HANDLED_TYPES, table=TABLE, apply_batch=apply_batch)
+async def replay_batch(connection: Connection, events: Sequence[LoggedData], table: str) -> None:
+    """Replay's path: the same rows from the events' JSON data, without models, in the one
+    unnest statement `apply_batch` sends (jsonb has no binary COPY encoder here).
+
+    The values are those `apply_batch` writes (the ids as the JSON's canonical strings, which
+    asyncpg encodes as uuid; the detail as stored), so a rebuild is identical.
+    """
+    if table not in _TABLES:
+        raise ValueError(f"unknown rejections table {table!r}")
+    records = []
+    for logged in events:
+        if logged.type != "BookingRejected":
+            continue
+        d = logged.data
+        records.append(
+            (
+                logged.event_id,
+                logged.position,
+                d["attempt_id"],
+                d["call_id"],
+                d["guard"],
+                d.get("layer"),
+                d["reason"],
+                d.get("booking_uid"),
+                d.get("detail", {}),
+                datetime.fromisoformat(d["rejected_at"]),
+            )
+        )
+    if records:
+        await connection.execute(
+            _insert(table), *(list(column) for column in zip(*records, strict=True))
+        )
+
+
+PROJECTION: Final = Projection(
+    name=NAME,
+    types=HANDLED_TYPES,
+    table=TABLE,
+    apply_batch=apply_batch,
+    replay_batch=replay_batch,
+    # Rows are only ever inserted: the fill needs no index, they are built after it.
+    fill_indexes=(),
+)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _LIST = """

@@ -11,6 +11,10 @@ from service.booking.guards import ExistingAppointment
 class PoolAppointmentLookup:
     """The existing-appointment guard's `AppointmentLookup`, reading the appointments table."""
 
+    # The appointments table's unique index on booking_uid refuses what this lookup would find
+    # (service/booking/guards.py: layer 3 may be deferred to the confirmation's statement).
+    behind_unique_index = True
+
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 

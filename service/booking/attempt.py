@@ -9,6 +9,7 @@ import socket
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from events.booking import BookingRequested
 from events.models import EventMetadata
@@ -92,6 +93,10 @@ class ClaimedAttempt:
 
     attempt: Attempt
     reconcile: bool
+    # What the claim statement read of the call's live appointment for the slot, and when
+    # (`KeyedLocks.mark`); None when it was not read in the claim (the key existed).
+    held: dict[str, Any] | None = None
+    held_mark: int | None = None
 
     @property
     def attempt_id(self) -> uuid.UUID:

@@ -124,11 +124,21 @@ async def call_identity(attempt: AttemptFacts, booking: CalcomBooking) -> Verdic
     return Verdict("call_identity", 2)
 
 
-def existing_appointment(lookup: AppointmentLookup) -> Guard:
-    """Layer 3: refuse a booking another call already holds; the same call gets its own back."""
+class ExistingAppointmentGuard:
+    """Layer 3: refuse a booking another call already holds; the same call gets its own back.
 
-    async def check(attempt: AttemptFacts, booking: CalcomBooking) -> Verdict:
-        found = await lookup.by_booking_uid(booking.uid)
+    `deferrable` when its lookup reads the appointments table whose unique index on
+    booking_uid (layer 4) refuses the confirmation of a booking someone holds: the workflow may
+    then skip the lookup before a confirmation and run it only when the index refuses one, so
+    that the common path does not pay a round trip for it (bench/README.md).
+    """
+
+    def __init__(self, lookup: AppointmentLookup) -> None:
+        self.lookup = lookup
+        self.deferrable = bool(getattr(lookup, "behind_unique_index", False))
+
+    async def __call__(self, attempt: AttemptFacts, booking: CalcomBooking) -> Verdict:
+        found = await self.lookup.by_booking_uid(booking.uid)
         if found is None:
             return Verdict("existing_appointment", 3)
         if found.call_id == attempt.call_id:
@@ -144,7 +154,29 @@ def existing_appointment(lookup: AppointmentLookup) -> Guard:
             },
         )
 
-    return check
+
+async def _no_existing_appointment(attempt: AttemptFacts, booking: CalcomBooking) -> Verdict:
+    return Verdict("existing_appointment", 3)
+
+
+def existing_appointment(lookup: AppointmentLookup) -> Guard:
+    """Layer 3: refuse a booking another call already holds; the same call gets its own back."""
+    return ExistingAppointmentGuard(lookup)
+
+
+def deferring_layer_3(guards: Sequence[Guard]) -> list[Guard] | None:
+    """The chain with a deferrable layer 3 assumed to pass (None: nothing to defer).
+
+    Its passing verdict is the one the lookup gives when it finds nothing; the workflow runs
+    the full chain whenever this one refuses, and when the unique index refuses the
+    confirmation, so every recorded verdict is the full chain's.
+    """
+    if not any(isinstance(g, ExistingAppointmentGuard) and g.deferrable for g in guards):
+        return None
+    return [
+        _no_existing_appointment if isinstance(g, ExistingAppointmentGuard) and g.deferrable else g
+        for g in guards
+    ]
 
 
 async def slot_match(attempt: AttemptFacts, booking: CalcomBooking) -> Verdict:

@@ -96,7 +96,12 @@ class OutcomeRecorder:
         received: CalcomBookingReceived,
         booking: CalcomBooking,
         chain: ChainResult,
+        *,
+        layer_3_deferred: bool = False,
     ) -> AttemptOutcome:
+        """Record the confirmation and its appointment. With `layer_3_deferred` (the chain ran
+        without layer 3's lookup), AppointmentExists is raised for the caller to run it; nothing
+        was written then."""
         r = attempt.requested
         pending = (booking.status or "").lower() == "pending"
         confirmed = BookingConfirmed(
@@ -122,6 +127,8 @@ class OutcomeRecorder:
         try:
             return await self._record(attempt, [received, confirmed], outcome, apply=confirmed)
         except appointments.AppointmentExists:
+            if layer_3_deferred:
+                raise
             # Layer 4: a race none of the other layers could see. The confirmation rolled back
             # with the refused insert. When the winner is this same call (two of its keys at
             # once), the call holds the booking: answer with it; otherwise refuse.

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -32,12 +33,19 @@ from projections import appointments
 from service.booking import idempotency
 
 # The intent is the first event of a new stream (the attempt's id is new), written only when
-# the key was claimed.
+# the key was claimed. The same statement reads the call's own live appointment for the slot
+# (workflow.py answers with it instead of booking again): one round trip for both. Every CTE
+# reads the snapshot the statement started with, so `held` never sees this statement's rows.
 _CLAIM = f"""
 WITH claimed AS (
 {idempotency.INSERT_KEY.strip()}
-)
+), intent AS (
 {start_stream_statement(first=6, once_per="claimed").strip()}
+), held AS (
+{appointments.held_by_call_statement(first=12).strip()}
+)
+SELECT EXISTS (SELECT 1 FROM claimed) AS claimed, held.*
+  FROM (SELECT 1) AS one LEFT JOIN held ON true
 """
 
 # The append fails when another process (recovery) recorded this attempt's outcome first,
@@ -66,6 +74,16 @@ SELECT version FROM appended, appointment
 """
 
 
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What the claim statement did and saw."""
+
+    # The key was new: it and the intent are written.
+    claimed: bool
+    # The call's live appointment for this event type and start as the statement began, if any.
+    held: dict[str, Any] | None
+
+
 async def claim(
     pool: asyncpg.Pool,
     key: str,
@@ -76,14 +94,23 @@ async def claim(
     now: datetime,
     stream_id: str,
     intent: EncodedEvent,
-) -> bool:
-    """Claim a new key and append its intent; False (nothing written) when the key exists."""
+    call_id: str,
+    event_type_id: int,
+    start: datetime,
+) -> Claim:
+    """Claim a new key and append its intent (nothing written when the key exists), and read
+    the call's own live appointment for the slot, in one statement."""
     args = [key, fingerprint, attempt_id, holder, now, *start_stream_arguments(stream_id, intent)]
+    args += [call_id, event_type_id, start]
     try:
-        status = await pool.execute(_CLAIM, *args)
+        row = await pool.fetchrow(_CLAIM, *args)
     except DATABASE_ERRORS as e:
         raise append_error(e, stream_id, 0) from e
-    return bool(status == "INSERT 0 1")
+    assert row is not None  # the statement always returns its one row
+    held = None
+    if row["appointment_id"] is not None:
+        held = {column: row[column] for column in appointments.COLUMNS}
+    return Claim(claimed=bool(row["claimed"]), held=held)
 
 
 async def record(

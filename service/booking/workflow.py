@@ -16,7 +16,13 @@ from typing import Any
 
 import asyncpg
 
-from events.booking import Attendee, BookingOptions, BookingRequested, attempt_stream
+from events.booking import (
+    Attendee,
+    BookingOptions,
+    BookingRequested,
+    CalcomBookingReceived,
+    attempt_stream,
+)
 from events.models import NewEvent
 from events.store import Connection, EventStore, ExpectedVersion
 from projections import appointments
@@ -34,7 +40,13 @@ from service.booking.attempt import (
 )
 from service.booking.clock import Clock
 from service.booking.event_kinds import EventTypeCatalog, UnsupportedEventType
-from service.booking.guards import LIVE_STATUSES, Guard, made_by, run_guards
+from service.booking.guards import (
+    LIVE_STATUSES,
+    Guard,
+    deferring_layer_3,
+    made_by,
+    run_guards,
+)
 from service.booking.models import AttemptOutcome, BookingRequest
 from service.booking.orphans import Orphans
 from service.booking.outcomes import Observer, OutcomeRecorder, current
@@ -81,6 +93,7 @@ class BookingWorkflow:
         self._calcom = calcom
         self._clock = clock
         self._guards = list(guards)
+        self._deferring_guards = deferring_layer_3(self._guards)
         self._fallback_email = fallback_email
         self._grace = in_flight_grace
         self._holder = holder or default_holder()
@@ -169,7 +182,12 @@ class BookingWorkflow:
 
     async def drive(self, claimed: ClaimedAttempt) -> AttemptOutcome:
         """Phases 2 and 3 of a claimed attempt: call Cal.com, judge, record the outcome."""
-        return await self._drive(claimed.attempt, reconcile=claimed.reconcile)
+        return await self._drive(
+            claimed.attempt,
+            reconcile=claimed.reconcile,
+            held=claimed.held,
+            held_mark=claimed.held_mark,
+        )
 
     def _check_start(self, request: BookingRequest, now: datetime) -> None:
         if request.start <= now:
@@ -203,7 +221,8 @@ class BookingWorkflow:
         """Phase 1: claim the key and append the intent, atomically."""
         key = requested.idempotency_key
         now = requested.requested_at
-        if await phase_writes.claim(
+        mark = self._slot_locks.mark()
+        claim = await phase_writes.claim(
             self._pool,
             key,
             fingerprint=requested.fingerprint,
@@ -212,9 +231,13 @@ class BookingWorkflow:
             now=now,
             stream_id=attempt_stream(requested.attempt_id),
             intent=self._store.encode(self._intent(requested, correlation_id)),
-        ):
+            call_id=requested.call_id,
+            event_type_id=requested.event_type_id,
+            start=requested.start,
+        )
+        if claim.claimed:
             attempt = self._attempt(requested, now, [requested.attempt_id], correlation_id)
-            return ClaimedAttempt(attempt, reconcile=False)
+            return ClaimedAttempt(attempt, reconcile=False, held=claim.held, held_mark=mark)
 
         # The key exists (or did a moment ago): decide under its row lock.
         async with self._pool.acquire() as conn, conn.transaction():
@@ -327,13 +350,29 @@ class BookingWorkflow:
             outcomes.append(await self._drive(attempt, reconcile=True))
         return outcomes
 
-    async def _drive(self, attempt: Attempt, *, reconcile: bool) -> AttemptOutcome:
-        """Phases 2 and 3: ask Cal.com (or find what we asked before), judge, record."""
+    async def _drive(
+        self,
+        attempt: Attempt,
+        *,
+        reconcile: bool,
+        held: dict[str, Any] | None = None,
+        held_mark: int | None = None,
+    ) -> AttemptOutcome:
+        """Phases 2 and 3: ask Cal.com (or find what we asked before), judge, record.
+
+        `held` is what the claim statement read of the call's appointment for the slot at
+        `held_mark`; it stands unless another attempt for the slot finished in this process
+        since (then, or without a mark, the appointment is looked up here).
+        """
         r = attempt.requested
+        slot = (r.call_id, r.event_type_id, r.start)
         # One call's attempts for one slot take turns in this process, so two of its keys at
         # once end with one booking: the second finds the first's appointment below.
-        async with self._slot_locks.hold((r.call_id, r.event_type_id, r.start)):
-            held = await appointments.held_by_call(self._pool, r.call_id, r.event_type_id, r.start)
+        async with self._slot_locks.hold(slot):
+            if held_mark is None or self._slot_locks.released_since(slot, held_mark):
+                held = await appointments.held_by_call(
+                    self._pool, r.call_id, r.event_type_id, r.start
+                )
             if held is not None:
                 # The call's own appointment first: no second booking, no refusal.
                 return await self._outcomes.held(attempt, held)
@@ -343,7 +382,6 @@ class BookingWorkflow:
                 self._found.pop(attempt.attempt_id, None)
 
     async def _ask_calcom(self, attempt: Attempt, *, reconcile: bool) -> AttemptOutcome:
-        r = attempt.requested
         try:
             booking = await self._find_own(attempt) if reconcile else None
             if booking is None:
@@ -376,6 +414,24 @@ class BookingWorkflow:
             )
 
         received = self._outcomes.received(attempt, booking, reconciled=reconcile)
+        if self._deferring_guards is not None:
+            # Layer 3's lookup is left to the confirmation's statement (the unique index): the
+            # full chain runs only when this one refuses or the index does.
+            chain = await run_guards(self._deferring_guards, attempt.facts, booking)
+            if chain.rejection is None and chain.existing is None:
+                try:
+                    return await self._outcomes.confirm(
+                        attempt, received, booking, chain, layer_3_deferred=True
+                    )
+                except appointments.AppointmentExists:
+                    pass
+        return await self._judge(attempt, received, booking)
+
+    async def _judge(
+        self, attempt: Attempt, received: CalcomBookingReceived, booking: CalcomBooking
+    ) -> AttemptOutcome:
+        """The full guard chain's answer, recorded."""
+        r = attempt.requested
         chain = await run_guards(self._guards, attempt.facts, booking)
         if chain.rejection is not None:
             outcome = await self._outcomes.reject(attempt, received, chain)

@@ -6,6 +6,10 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
 import sys
 from typing import Any
 
@@ -15,6 +19,7 @@ from events.errors import DatabaseUnavailable
 from service.api.telemetry import REQUESTS_IN_FLIGHT
 from service.api.wire import GuardedRunner
 from service.app import create_app
+from service.ops.logs import configure_logging
 from service.settings import Settings, anonymous_exposure
 
 log = logging.getLogger(__name__)
@@ -28,6 +33,15 @@ def add_serve_commands(commands: Any) -> None:
     serve = commands.add_parser("serve", help="run the HTTP service")
     serve.add_argument("--host", help="address to listen on (BOOKING_GUARD_HOST, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (BOOKING_GUARD_PORT, 8080)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="processes serving the port together (SO_REUSEPORT: the kernel spreads the "
+        "connections), each with its own database pool, recovery loop and projector "
+        "candidacy; a worker that dies stops the others (1)",
+    )
 
     simulate = commands.add_parser("simulate-calcom", help="run the Cal.com simulator")
     simulate.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
@@ -87,11 +101,21 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     if refusal is not None:
         print(f"booking-guard: invalid settings:\n  {refusal}", file=sys.stderr)
         return 2
+    port = args.port if args.port is not None else settings.port
+    workers = getattr(args, "workers", 1)
+    if workers < 1:
+        print("booking-guard: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if workers > 1:
+        if port == 0:
+            print("booking-guard: --workers needs a fixed --port", file=sys.stderr)
+            return 2
+        return run_workers(workers, host=host, port=port)
     try:
         serve_app(
             create_app(settings),
             host=host,
-            port=args.port if args.port is not None else settings.port,
+            port=port,
             # On SIGTERM: stop listening, let requests in flight finish for this long (a Cal.com
             # call may take several retries), then close.
             shutdown_timeout=settings.shutdown_timeout_seconds,
@@ -102,7 +126,76 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def serve_app(app: web.Application, *, host: str, port: int, shutdown_timeout: float) -> None:
+def run_workers(workers: int, *, host: str, port: int) -> int:
+    """`serve --workers N`: N processes, each `serve_app` on the same port with SO_REUSEPORT.
+
+    Spawned, not forked: each worker starts from a clean interpreter (no event loop, pool or
+    thread of this process), reads the same settings from the environment and builds its own
+    app. This process only supervises: SIGTERM or SIGINT is passed on to every worker (each
+    drains its requests as `serve` does); a worker that exits on its own stops the others and
+    makes the exit status 1, so a process manager sees the failure and restarts the whole set.
+    """
+    context = multiprocessing.get_context("spawn")
+    processes = [
+        context.Process(
+            target=_worker, args=(host, port), name=f"booking-guard-worker-{n}", daemon=False
+        )
+        for n in range(workers)
+    ]
+    stopping = False
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for process in processes:
+            if process.pid is not None and process.exitcode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.pid, signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        for process in processes:
+            process.start()
+        print(f"booking-guard: {workers} workers on {host}:{port}", flush=True)
+        failed = False
+        while any(p.exitcode is None for p in processes):
+            multiprocessing.connection.wait([p.sentinel for p in processes if p.exitcode is None])
+            for process in processes:
+                process.join(timeout=0)
+            if not stopping and any(p.exitcode is not None for p in processes):
+                failed = True
+                stop(signal.SIGTERM, None)
+        return 1 if failed or any(p.exitcode not in (0, None) for p in processes) else 0
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _worker(host: str, port: int) -> None:
+    """One worker of `serve --workers`: its settings, logging and app, on the shared port."""
+    settings = Settings()
+    configure_logging(settings)
+    try:
+        serve_app(
+            create_app(settings),
+            host=host,
+            port=port,
+            shutdown_timeout=settings.shutdown_timeout_seconds,
+            reuse_port=True,
+        )
+    except DatabaseUnavailable as e:
+        print(f"booking-guard: {e}", file=sys.stderr)
+        sys.exit(1)
+
+
+def serve_app(
+    app: web.Application,
+    *,
+    host: str,
+    port: int,
+    shutdown_timeout: float,
+    reuse_port: bool = False,
+) -> None:
     """`web.run_app`, with the GuardedRunner: run_app takes no runner of ours (aiohttp web.py).
 
     The same shape as run_app: signals raise GracefulExit, which ends the loop; cancelling the
@@ -120,7 +213,7 @@ def serve_app(app: web.Application, *, host: str, port: int, shutdown_timeout: f
         )
         await runner.setup()
         try:
-            site = web.TCPSite(runner, host, port)
+            site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None)
             await site.start()
             print(f"======== Running on {site.name} ========\n(Press CTRL+C to quit)", flush=True)
             await asyncio.Event().wait()

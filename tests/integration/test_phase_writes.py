@@ -25,7 +25,15 @@ def store(db: asyncpg.Pool) -> EventStore:
     return EventStore(db)
 
 
-async def claim(db: asyncpg.Pool, store: EventStore, key: str, attempt_id: uuid.UUID) -> bool:
+async def claim_seeing(
+    db: asyncpg.Pool,
+    store: EventStore,
+    key: str,
+    attempt_id: uuid.UUID,
+    *,
+    call_id: str = "call-none",
+    start: datetime = NOW,
+) -> phase_writes.Claim:
     return await phase_writes.claim(
         db,
         key,
@@ -35,7 +43,14 @@ async def claim(db: asyncpg.Pool, store: EventStore, key: str, attempt_id: uuid.
         now=NOW,
         stream_id=attempt_stream(attempt_id),
         intent=store.encode(bump()),
+        call_id=call_id,
+        event_type_id=1001,
+        start=start,
     )
+
+
+async def claim(db: asyncpg.Pool, store: EventStore, key: str, attempt_id: uuid.UUID) -> bool:
+    return (await claim_seeing(db, store, key, attempt_id)).claimed
 
 
 def confirmation(attempt_id: uuid.UUID, booking_uid: str) -> BookingConfirmed:
@@ -124,3 +139,43 @@ async def test_an_outcome_recorded_first_elsewhere_undoes_the_whole_statement(
     assert moved.value.actual == 2
     assert await appointments.by_booking_uid(db, "uid-1") is None
     assert (await key_row(db, f"key-{attempt}"))["status"] == "in_flight"
+
+
+async def test_the_claim_reads_the_calls_live_appointment_for_the_slot(
+    db: asyncpg.Pool, store: EventStore
+) -> None:
+    # One round trip for both: the key and intent written, the call's appointment read.
+    first = uuid.uuid4()
+    await claim(db, store, f"key-{first}", first)
+    confirmed = confirmation(first, "uid-held")
+    await record(db, store, first, confirmed)
+
+    second = uuid.uuid4()
+    seen = await claim_seeing(
+        db, store, "key-2", second, call_id=confirmed.call_id, start=confirmed.start
+    )
+    assert seen.claimed
+    assert seen.held is not None
+    assert seen.held["appointment_id"] == first
+    assert seen.held["booking_uid"] == "uid-held"
+    assert set(seen.held) == set(appointments.COLUMNS)
+    assert seen.held == await appointments.held_by_call(
+        db, confirmed.call_id, 1001, confirmed.start
+    )
+
+    # Another call, or another start: nothing held; an existing key: nothing written.
+    other = await claim_seeing(db, store, "key-3", uuid.uuid4(), call_id="call-other")
+    assert other.claimed and other.held is None
+    again = await claim_seeing(
+        db, store, "key-2", uuid.uuid4(), call_id=confirmed.call_id, start=confirmed.start
+    )
+    assert not again.claimed and again.held is not None
+
+    # A cancelled appointment is not live: not held.
+    await db.execute(
+        "UPDATE appointments SET status = 'cancelled' WHERE appointment_id = $1", first
+    )
+    gone = await claim_seeing(
+        db, store, "key-4", uuid.uuid4(), call_id=confirmed.call_id, start=confirmed.start
+    )
+    assert gone.claimed and gone.held is None

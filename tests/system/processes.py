@@ -78,9 +78,9 @@ class Services:
         self._env = env
         self._started: list[ServiceProcess] = []
 
-    async def start(self, **settings: Any) -> ServiceProcess:
+    async def start(self, *args: str, **settings: Any) -> ServiceProcess:
         """Start one process with extra settings (`BOOKING_GUARD_RECOVERY_GRACE_SECONDS=1`) and
-        wait until it serves /health."""
+        `serve` arguments (`--workers`, `2`), and wait until it serves /health."""
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUBBED)}
         env[ENV_FILE_VARIABLE] = ""  # a developer's .env in ROOT is no setting of the test's
@@ -97,6 +97,7 @@ class Services:
             "127.0.0.1",
             "--port",
             str(port),
+            *args,
             cwd=ROOT,
             env=env,
             stdin=asyncio.subprocess.DEVNULL,

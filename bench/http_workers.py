@@ -1,0 +1,140 @@
+"""`booking-guard serve --workers N` (issue 16 item 5): attempts/s at 1 and 2 workers.
+
+Unlike http_throughput (the service in the benchmark's process), this starts the real command
+as `serve` runs in production, in a process of its own (`python -m service.cli.main serve
+--workers N`, JSON logs to /dev/null) on the benchmark's database, with the simulator and the
+load generator in theirs, 64 producers at Cal.com 0 ms as in http_throughput. Both worker counts
+run in each run, alternating which goes first, so the ratio 2 ÷ 1 is paired under one load.
+On 2 cores shared with the simulator, the load generator and PostgreSQL, 2 workers cannot
+double anything: the ratio says what a second core's worth of Python buys here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiohttp
+
+from bench.harness import Context, Figure, Samples
+from bench.http_overhead import phase_seconds
+from bench.http_world import BENCH_RATE_LIMIT, Load, load_generator, simulator_process
+
+BUDGET_SECONDS = 240
+PRODUCERS = 64
+WORKERS = (1, 2)
+ROOT = Path(__file__).resolve().parent.parent
+START_SECONDS = 60.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@asynccontextmanager
+async def serve(dsn: str, calcom_url: str, workers: int) -> AsyncIterator[str]:
+    """`booking-guard serve --workers N` on a free port until the block ends (SIGTERM)."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOOKING_GUARD_")}
+    env.update(
+        DATABASE_URL=dsn,
+        CALCOM_API_KEY="cal_bench",
+        CALCOM_BASE_URL=calcom_url,
+        BOOKING_GUARD_CALCOM_RATE_LIMIT=str(BENCH_RATE_LIMIT),
+        BOOKING_GUARD_LOG_FORMAT="json",
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "service.cli.main",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        cwd=ROOT,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        await _healthy(url, process, workers)
+        yield url
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            try:
+                async with asyncio.timeout(30):
+                    await process.wait()
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+async def _healthy(url: str, process: asyncio.subprocess.Process, workers: int) -> None:
+    # Every worker must be up: /health over fresh connections until as many answered as there
+    # are workers, several times over (the kernel spreads connections by their ports).
+    deadline = time.monotonic() + START_SECONDS
+    answered = 0
+    while answered < 10 * workers:
+        if process.returncode is not None:
+            raise RuntimeError(f"serve --workers {workers} exited with {process.returncode}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"serve --workers {workers} did not start")
+        try:
+            connector = aiohttp.TCPConnector(force_close=True)
+            async with (
+                aiohttp.ClientSession(connector=connector) as session,
+                session.get(f"{url}/health") as response,
+            ):
+                answered += response.status == 200
+        except aiohttp.ClientConnectionError:
+            answered = 0
+            await asyncio.sleep(0.1)
+    await asyncio.sleep(1.0)  # the last worker's startup (migrations check, recovery) settles
+
+
+async def run(ctx: Context) -> list[Figure]:
+    samples = Samples()
+    names = {n: f"serve --workers {n}, {PRODUCERS} producers, Cal.com 0 ms" for n in WORKERS}
+    async with simulator_process() as simulator, load_generator() as load:
+        for run_index in range(ctx.runs):
+            order = WORKERS if run_index % 2 == 0 else tuple(reversed(WORKERS))
+            for workers in order:
+                async with serve(ctx.dsn, simulator.base_url, workers) as url:
+                    await simulator.reset(latency_ms=0)  # a fresh calendar for the phase
+                    result = await load.run(
+                        Load(
+                            url,
+                            producers=PRODUCERS,
+                            seconds=phase_seconds(ctx),
+                            warmup=0.5,
+                            tag=f"w{run_index}n{workers}x{time.monotonic_ns()}",
+                        )
+                    )
+                wrong = sorted({a.status for a in result.answers if a.status != 201})
+                if wrong:
+                    raise AssertionError(f"{names[workers]}: answers other than 201: {wrong}")
+                samples.add(f"{names[workers]}: attempts/s", result.rate)
+                ctx.progress(
+                    f"http_workers run {run_index + 1}: {workers} workers:"
+                    f" {result.rate:,.0f} attempts/s"
+                )
+    ratio = "serve: 2 workers ÷ 1 worker, attempts/s, same run"
+    samples.ratio(ratio, f"{names[2]}: attempts/s", f"{names[1]}: attempts/s")
+    figures = [samples.figure(f"{names[n]}: attempts/s", "attempts/s") for n in WORKERS]
+    figures.append(samples.figure(ratio, "ratio"))
+    return figures
