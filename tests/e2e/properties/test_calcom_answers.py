@@ -1,0 +1,94 @@
+"""Properties of the booking workflow against every Cal.com answer: the simulator's scripted
+faults and Hypothesis-drawn answer bodies (`sim.add_answer_fault`) for create, find and get."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from service.calcom.simulator.faults import Operation
+from tests.e2e.conftest import MakeHarness
+from tests.e2e.properties.driver import TOKEN, Driver, property_settings, seeded
+from tests.e2e.properties.strategies import (
+    calcom_answers,
+    encode,
+    valid_bookings,
+)
+
+pytestmark = pytest.mark.slow
+
+BOOKINGS = "/v1/booking-attempts"
+SCRIPTED = st.sampled_from(
+    [
+        "500",
+        "502",
+        "503",
+        "429",
+        "409",
+        "timeout",
+        "timeout_after_write",
+        "drop",
+        "drop_after_write",
+        *(
+            f"malformed:{m}"
+            for m in ("naive_created_at", "empty_uid", "long_uid", "nul_uid", "huge_id")
+        ),
+    ]
+)
+OPERATIONS: st.SearchStrategy[Operation] = st.sampled_from(["create", "find", "get"])
+
+
+@st.composite
+def answer_faults(draw: st.DrawFn, start: str, event_type_id: int) -> tuple[Any, ...]:
+    status, body = draw(calcom_answers(start, event_type_id))
+    raw = body if isinstance(body, bytes) else encode(body, depth=100_000)
+    return raw, status, draw(OPERATIONS), draw(st.booleans())
+
+
+@st.composite
+def attempts(draw: st.DrawFn) -> tuple[dict[str, Any], list[Any]]:
+    """A valid booking, and the faults and answers Cal.com meets it with, in order."""
+    body = draw(valid_bookings())
+    faults = draw(
+        st.lists(
+            st.one_of(
+                SCRIPTED.map(lambda f: f"{f}@{'create'}") | SCRIPTED,
+                answer_faults(body["start"], body["event_type_id"]),
+            ),
+            min_size=1,
+            max_size=3,
+        )
+    )
+    return body, faults
+
+
+async def test_every_calcom_answer_ends_the_attempt_with_a_recorded_outcome(
+    make_harness: MakeHarness,
+) -> None:
+    harness = await make_harness(api_tokens=[TOKEN], fallback_email="termin@example.com")
+    d = Driver(harness, asyncio.get_running_loop())
+
+    @property_settings()
+    @given(attempt=attempts())
+    def answered(attempt: tuple[dict[str, Any], list[Any]]) -> None:
+        d.within_budget()
+        body, faults = attempt
+        harness.simulator.faults.clear()
+        for fault in faults:
+            if isinstance(fault, str):
+                harness.simulator.add_faults(fault)
+            else:
+                raw, status, operation, writes = fault
+                harness.simulator.add_answer_fault(
+                    raw, status=status, operation=operation, writes=writes
+                )
+        before = d.event_count()
+        d.judge(d.post(BOOKINGS, encode(body), {}), events_before=before)
+
+    await asyncio.to_thread(seeded(answered))
+    assert any(key.endswith((" 502", " 503", " 504")) for key in d.statuses), d.statuses
+    assert d.statuses[f"POST {BOOKINGS} 201"] > 0, d.statuses
