@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Coroutine
@@ -17,22 +16,26 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import orjson
-from hypothesis import HealthCheck, Phase, reject, seed, settings
+from hypothesis import HealthCheck, Phase, seed, settings
 
 from events.booking import OUTCOME_TYPES, attempt_stream
+from service.api.keys import BACKGROUND_ATTEMPTS
+from service.booking.background import BackgroundAttempts
+from tests.conftest import wait_until
 from tests.e2e.conftest import Harness
 
 T = TypeVar("T")
 
 EXAMPLES = int(os.environ.get("BOOKING_GUARD_PROPERTY_EXAMPLES", "150"))
-SECONDS = float(os.environ.get("BOOKING_GUARD_PROPERTY_SECONDS", "45"))
 SEED = os.environ.get("BOOKING_GUARD_PROPERTY_SEED")
 TOKEN = "property-test-token-0123456789"
 FAILURE_KEYS = {"attempt_id", "status", "reason", "retryable"}
 
 
 def property_settings(examples: int = EXAMPLES) -> settings:
-    """Bounded, and without an example database in the repository (`database=None`)."""
+    """Bounded by the number of examples (Hypothesis has no time limit of its own, and rejecting
+    examples after a deadline still draws them), without an example database in the repository
+    (`database=None`)."""
     return settings(
         max_examples=examples,
         deadline=None,
@@ -73,15 +76,9 @@ class Driver:
     harness: Harness
     loop: asyncio.AbstractEventLoop
     statuses: Counter[str] = field(default_factory=Counter)
-    deadline: float = field(default_factory=lambda: time.monotonic() + SECONDS)
 
     def on_loop(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=60)
-
-    def within_budget(self) -> None:
-        """Reject (cheaply) every example drawn after the time budget, so a run stays bounded."""
-        if time.monotonic() > self.deadline:
-            reject()
 
     def post(self, path: str, raw: bytes, headers: dict[str, str]) -> Answer:
         return self.on_loop(self._request("POST", path, raw, headers))
@@ -105,7 +102,17 @@ class Driver:
         return Answer(where, response.status, content_type, text, body)
 
     def event_count(self) -> int:
-        return self.on_loop(self.harness.event_count())
+        return self.on_loop(self._quiet_event_count())
+
+    async def quiet(self) -> None:
+        """Wait until no attempt runs in the background (a 202 of `Prefer: respond-async` goes
+        on writing after its answer), so that what is counted and checked has settled."""
+        tracker = self.harness.client.app[BACKGROUND_ATTEMPTS]
+        await wait_until(lambda: _idle(tracker), timeout=30)
+
+    async def _quiet_event_count(self) -> int:
+        await self.quiet()
+        return await self.harness.event_count()
 
     def judge(self, answer: Answer, *, events_before: int) -> None:
         """The invariants of every answer, and of the ledger after it."""
@@ -127,7 +134,8 @@ class Driver:
             body = answer.body
             assert isinstance(body, dict) and isinstance(body.get("error"), str), where
             assert body["error"] and body.get("detail") not in (None, "", [], {}), where
-            assert await self.harness.event_count() == events_before, f"{where} wrote events"
+            assert await self._quiet_event_count() == events_before, f"{where} wrote events"
+        await self.quiet()
         await self._no_attempt_left_open(where)
 
     async def _outcomes(self, attempt_id: uuid.UUID) -> list[str]:
@@ -156,3 +164,7 @@ class Driver:
             "SELECT key FROM idempotency_keys WHERE status = 'in_flight'"
         )
         assert not keys, f"{where}: keys left in flight: {[row['key'] for row in keys]}"
+
+
+async def _idle(tracker: BackgroundAttempts) -> bool:
+    return tracker.pending == 0

@@ -75,7 +75,6 @@ async def test_every_calcom_answer_ends_the_attempt_with_a_recorded_outcome(
     @property_settings()
     @given(attempt=attempts())
     def answered(attempt: tuple[dict[str, Any], list[Any]]) -> None:
-        d.within_budget()
         body, faults = attempt
         harness.simulator.faults.clear()
         for fault in faults:
