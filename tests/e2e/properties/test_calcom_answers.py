@@ -4,6 +4,7 @@ faults and Hypothesis-drawn answer bodies (`sim.add_answer_fault`) for create, f
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -42,21 +43,33 @@ SCRIPTED = st.sampled_from(
 OPERATIONS: st.SearchStrategy[Operation] = st.sampled_from(["create", "find", "get"])
 
 
+@dataclass(frozen=True)
+class AnswerFault:
+    """One answer Cal.com gives instead of its own, for `sim.add_answer_fault`."""
+
+    raw: bytes
+    status: int
+    operation: Operation
+    # Whether the request took effect behind the answer (a garbled real answer) or not.
+    writes: bool
+
+
 @st.composite
-def answer_faults(draw: st.DrawFn, start: str, event_type_id: int) -> tuple[Any, ...]:
+def answer_faults(draw: st.DrawFn, start: str, event_type_id: int) -> AnswerFault:
     status, body = draw(calcom_answers(start, event_type_id))
+    # Deeper than any JSON parser recurses: the client must refuse it, not crash.
     raw = body if isinstance(body, bytes) else encode(body, depth=100_000)
-    return raw, status, draw(OPERATIONS), draw(st.booleans())
+    return AnswerFault(raw, status, draw(OPERATIONS), draw(st.booleans()))
 
 
 @st.composite
-def attempts(draw: st.DrawFn) -> tuple[dict[str, Any], list[Any]]:
+def attempts(draw: st.DrawFn) -> tuple[dict[str, Any], list[str | AnswerFault]]:
     """A valid booking, and the faults and answers Cal.com meets it with, in order."""
     body = draw(valid_bookings())
     faults = draw(
         st.lists(
             st.one_of(
-                SCRIPTED.map(lambda f: f"{f}@{'create'}") | SCRIPTED,
+                SCRIPTED.map(lambda f: f"{f}@create") | SCRIPTED,
                 answer_faults(body["start"], body["event_type_id"]),
             ),
             min_size=1,
@@ -74,16 +87,15 @@ async def test_every_calcom_answer_ends_the_attempt_with_a_recorded_outcome(
 
     @property_settings()
     @given(attempt=attempts())
-    def answered(attempt: tuple[dict[str, Any], list[Any]]) -> None:
+    def answered(attempt: tuple[dict[str, Any], list[str | AnswerFault]]) -> None:
         body, faults = attempt
         harness.simulator.faults.clear()
         for fault in faults:
             if isinstance(fault, str):
                 harness.simulator.add_faults(fault)
             else:
-                raw, status, operation, writes = fault
                 harness.simulator.add_answer_fault(
-                    raw, status=status, operation=operation, writes=writes
+                    fault.raw, status=fault.status, operation=fault.operation, writes=fault.writes
                 )
         before = d.event_count()
         d.judge(d.post(BOOKINGS, encode(body), {}), events_before=before)
