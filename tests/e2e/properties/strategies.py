@@ -483,7 +483,8 @@ def calcom_answers(draw: st.DrawFn, start: str, event_type_id: int) -> tuple[int
         booking[key] = draw(
             wrong
             | st.sampled_from(
-                ["", "u" * 10_240, "uid\x00", 2**63, 2**64, "2025-10-10T06:00:00", [booking]]
+                # A copy in a list where the value belongs (the booking itself would be circular).
+                ["", "u" * 10_240, "uid\x00", 2**63, 2**64, "2025-10-10T06:00:00", [dict(booking)]]
             )
         )
         return status, {"status": "success", "data": booking}

@@ -86,8 +86,9 @@ async def test_every_calcom_answer_ends_the_attempt_with_a_recorded_outcome(
     d = Driver(harness, asyncio.get_running_loop())
 
     @property_settings()
-    @given(attempt=attempts())
-    def answered(attempt: tuple[dict[str, Any], list[str | AnswerFault]]) -> None:
+    # Half the attempts in the background (202, then poll): their outcome is recorded all the same.
+    @given(attempt=attempts(), background=st.booleans())
+    def answered(attempt: tuple[dict[str, Any], list[str | AnswerFault]], background: bool) -> None:
         body, faults = attempt
         harness.simulator.faults.clear()
         for fault in faults:
@@ -98,7 +99,8 @@ async def test_every_calcom_answer_ends_the_attempt_with_a_recorded_outcome(
                     fault.raw, status=fault.status, operation=fault.operation, writes=fault.writes
                 )
         before = d.event_count()
-        d.judge(d.post(BOOKINGS, encode(body), {}), events_before=before)
+        headers = {"Prefer": "respond-async"} if background else {}
+        d.judge(d.post(BOOKINGS, encode(body), headers), events_before=before)
 
     await asyncio.to_thread(seeded(answered))
     assert any(key.endswith((" 502", " 503", " 504")) for key in d.statuses), d.statuses

@@ -27,10 +27,17 @@ pytestmark = pytest.mark.slow
 
 BOOKINGS = "/v1/booking-attempts"
 # Header values aiohttp's client will send (it refuses control characters itself).
+header_text = st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_categories=["Cc"])
 idempotency_keys = (
-    st.none()
-    | st.sampled_from(["k-1", "k-2"])
-    | st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=1, max_size=300)
+    st.none() | st.sampled_from(["k-1", "k-2"]) | st.text(header_text, min_size=1, max_size=300)
+)
+# Other request headers a producer may send, odd values included.
+extra_headers = st.fixed_dictionaries(
+    {},
+    optional={
+        "Prefer": st.sampled_from(["respond-async", "respond-async, wait=5", "return=minimal"]),
+        "X-Correlation-Id": st.text(header_text, max_size=300),
+    },
 )
 
 
@@ -50,10 +57,10 @@ async def test_every_booking_body_is_booked_refused_or_failed_cleanly(
     d = await driver(make_harness)
 
     @property_settings()
-    @given(body=booking_bodies | not_json, key=idempotency_keys)
-    def booking(body: Any, key: str | None) -> None:
+    @given(body=booking_bodies | not_json, key=idempotency_keys, extra=extra_headers)
+    def booking(body: Any, key: str | None, extra: dict[str, str]) -> None:
         raw = body if isinstance(body, bytes) else encode(body)
-        headers = {} if key is None else {"Idempotency-Key": key}
+        headers = extra if key is None else {**extra, "Idempotency-Key": key}
         before = d.event_count()
         d.judge(d.post(BOOKINGS, raw, headers), events_before=before)
 
