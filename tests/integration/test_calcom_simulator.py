@@ -23,6 +23,7 @@ from service.calcom.simulator.event_types import (
     INCIDENT_EVENT_TYPE_ID,
     PLAIN_EVENT_TYPE_ID,
 )
+from service.calcom.simulator.faults import parse_fault
 from service.calcom.simulator.server import CalcomSimulator
 
 # The incident: call 687 booked at 11:04:27 Berlin, call 688 asked 35 minutes later.
@@ -446,3 +447,36 @@ async def test_a_declined_booking_frees_its_slot(
     second = await client.create_booking(request("Hans Schuster", CALL_688, event_type_id=confirm))
 
     assert (second.uid != first.uid, second.status) == (True, "pending")
+
+
+async def test_an_answer_fault_answers_its_body_after_the_request_took_effect(
+    http: aiohttp.ClientSession, sim: CalcomSimulator
+) -> None:
+    sim.add_answer_fault({"status": "success", "data": [{"id": 2**64}]}, status=200)
+    sim.add_answer_fault(b"<html>\xff</html>", operation="find", writes=False)
+    body = {
+        "eventTypeId": INCIDENT_EVENT_TYPE_ID,
+        "start": "2025-10-10T06:00:00.000Z",
+        "attendee": {"name": "Hansi Sputer", "email": FALLBACK, "timeZone": "Europe/Berlin"},
+    }
+    headers = {"cal-api-version": "2024-08-13"}
+
+    created = await http.post("/v2/bookings", json=body, headers=headers)
+    found = await http.get("/v2/bookings", headers=headers)
+
+    assert created.status == 200
+    assert await created.text() == '{"status": "success", "data": [{"id": 18446744073709551616}]}'
+    assert len(sim.ledger.bookings) == 1  # the request took effect behind the odd answer
+    assert found.status == 201
+    assert await found.read() == b"<html>\xff</html>"
+    assert sim.faults.pending() == []
+
+
+def test_an_answer_fault_reads_its_json_from_the_command_line() -> None:
+    fault = parse_fault('answer:{"data": {"email": "a@b.de"}}@get')
+    untargeted = parse_fault('answer:{"email": "a@b.de"}')
+
+    assert (fault.operation, fault.answer_body) == ("get", '{"data": {"email": "a@b.de"}}')
+    assert (untargeted.operation, untargeted.answer_body) == (None, '{"email": "a@b.de"}')
+    with pytest.raises(ValueError, match="not JSON"):
+        parse_fault("answer:<html>")

@@ -73,6 +73,25 @@ _CURSOR = {"type": "string", "pattern": r"^(0|[0-9]+\.[0-9]+)$"}
 _LIMIT = {"type": "integer", "minimum": 1, "maximum": 1000}
 _TIME = {"type": "string", "format": "date-time"}
 _ANY_OUTCOME = {"anyOf": [ref("AttemptOutcome"), ref("Error")]}
+# Where an attempt's answer leads: its own outcome, and its call's audit timeline. Clients read
+# them as documentation; schemathesis follows them to test create -> read -> audit as a sequence
+# (tests/e2e/properties/test_stateful.py).
+_ATTEMPT_LINKS: Schema = {
+    "GetBookingAttempt": {
+        "operationId": "getBookingAttempt",
+        "parameters": {"attempt_id": "$response.body#/attempt_id"},
+        "description": "The attempt's outcome, as it is now (replays never book again).",
+    },
+    "CallEvents": {
+        "operationId": "callEvents",
+        "parameters": {"call_id": "$request.body#/call_id"},
+        "description": "The audit timeline of the attempt's call.",
+    },
+}
+
+
+def _linked(response: Schema) -> Schema:
+    return {**response, "links": _ATTEMPT_LINKS}
 
 
 def _booking_paths() -> dict[str, Schema]:
@@ -106,28 +125,34 @@ def _booking_paths() -> dict[str, Schema]:
                     },
                 },
                 "responses": {
-                    "201": json_content("Confirmed", ref("AttemptOutcome")),
-                    "200": json_content(
-                        "This call already holds this booking", ref("AttemptOutcome")
+                    "201": _linked(json_content("Confirmed", ref("AttemptOutcome"))),
+                    "200": _linked(
+                        json_content("This call already holds this booking", ref("AttemptOutcome"))
                     ),
-                    "202": {
-                        **json_content(
-                            "Accepted (Prefer: respond-async); poll Location",
-                            ref("AttemptAccepted"),
-                        ),
-                        "headers": {"Location": {"schema": {"type": "string"}}},
-                    },
+                    "202": _linked(
+                        {
+                            **json_content(
+                                "Accepted (Prefer: respond-async); poll Location",
+                                ref("AttemptAccepted"),
+                            ),
+                            "headers": {"Location": {"schema": {"type": "string"}}},
+                        }
+                    ),
                     "409": json_content(
                         "Rejected by a guard, or the key's attempt is in flight", _ANY_OUTCOME
                     ),
                     "422": json_content(
                         "Invalid input, key reused, or Cal.com refused it", _ANY_OUTCOME
                     ),
-                    "502": json_content("Cal.com failed (retryable)", ref("AttemptOutcome")),
+                    "502": _linked(
+                        json_content("Cal.com failed (retryable)", ref("AttemptOutcome"))
+                    ),
                     "503": json_content(
                         "Cal.com unavailable, or PostgreSQL unreachable", _ANY_OUTCOME
                     ),
-                    "504": json_content("Cal.com timed out (retryable)", ref("AttemptOutcome")),
+                    "504": _linked(
+                        json_content("Cal.com timed out (retryable)", ref("AttemptOutcome"))
+                    ),
                     **error_responses(400, 401, 413, 415),
                 },
             }

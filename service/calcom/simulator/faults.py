@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 FaultKind = Literal[
@@ -19,6 +20,7 @@ FaultKind = Literal[
     "drop",
     "drop_after_write",
     "malformed",
+    "answer",
 ]
 # What a `malformed` fault breaks in the booking(s) of the answer, after the request took effect.
 Malformation = Literal["naive_created_at", "empty_uid", "long_uid", "nul_uid", "huge_id"]
@@ -31,9 +33,11 @@ FAULT_SYNTAX = (
     "KIND[:ARG][@OPERATION] with KIND one of 500, 502, 503, 429 (ARG: Retry-After seconds), "
     "409, delay (ARG: milliseconds), timeout, timeout_after_write (ARG: seconds to hang), drop, "
     "drop_after_write, malformed (ARG: naive_created_at, empty_uid, long_uid, nul_uid, huge_id: "
-    "the request takes effect, its answer carries that unusable field); OPERATION one of "
-    "create, find, get, cancel, reschedule, event_type, slots, me"
+    "the request takes effect, its answer carries that unusable field), answer (ARG: a JSON "
+    "body: the request takes effect, and Cal.com answers 201 with that body instead); "
+    "OPERATION one of create, find, get, cancel, reschedule, event_type, slots, me"
 )
+OPERATIONS: frozenset[str] = frozenset(get_args(Operation))
 
 
 class Fault(BaseModel):
@@ -52,15 +56,25 @@ class Fault(BaseModel):
     hang_seconds: float = Field(60.0, gt=0)
     # malformed: which field of the answer's booking(s) becomes unusable.
     malformation: Malformation = "naive_created_at"
+    # answer: the body Cal.com answers with (any JSON, or not JSON at all; bytes that are not
+    # UTF-8 kept as surrogate escapes, so the fault lists as JSON), under this status, and
+    # whether the request took effect first (a proxy garbling a real answer) or never arrived.
+    answer_body: str = ""
+    answer_status: int = Field(201, ge=200, le=599)
+    answer_writes: bool = True
 
     @property
     def writes_first(self) -> bool:
         """Whether the request takes effect before the fault hides the answer."""
+        if self.kind == "answer":
+            return self.answer_writes
         return self.kind in ("timeout_after_write", "drop_after_write", "malformed")
 
 
 def parse_fault(text: str) -> Fault:
     """A fault from its command-line spelling, e.g. `500`, `429:2`, `delay:300`, `drop@create`."""
+    if text.strip().startswith("answer:"):
+        return _parse_answer(text.strip())
     spec, _, operation = text.strip().partition("@")
     kind, _, arg = spec.partition(":")
     fields: dict[str, object] = {"kind": kind}
@@ -77,6 +91,22 @@ def parse_fault(text: str) -> Fault:
         return Fault.model_validate(fields)
     except ValidationError as e:
         raise ValueError(f"bad fault {text!r}: expected {FAULT_SYNTAX}") from e
+
+
+def _parse_answer(text: str) -> Fault:
+    # The JSON may hold an `@` (an e-mail address): only a known operation after the last one
+    # targets the fault.
+    body, at, operation = text.removeprefix("answer:").rpartition("@")
+    if not at or operation not in OPERATIONS:
+        body, operation = text.removeprefix("answer:"), ""
+    try:
+        orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        raise ValueError(f"bad fault {text!r}: the answer is not JSON; {FAULT_SYNTAX}") from e
+    fields: dict[str, object] = {"kind": "answer", "answer_body": body}
+    if operation:
+        fields["operation"] = operation
+    return Fault.model_validate(fields)
 
 
 class FaultQueue:

@@ -115,6 +115,13 @@ async def _answer(
         return _malformed(await _run(sim, request, action, body), fault)
     if fault.writes_first:
         await _run(sim, request, action, body)
+    if fault.kind == "answer":
+        # Whatever the fault says, byte for byte: the client must survive any answer's shape.
+        return web.Response(
+            status=fault.answer_status,
+            body=fault.answer_body.encode("utf-8", "surrogateescape"),
+            content_type="application/json",
+        )
     if fault.kind in ("timeout", "timeout_after_write"):
         await sim.hang(fault.hang_seconds)
         return error_response(sim, request, 504, "GatewayTimeoutException", "simulated timeout")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import math
 import sys
 import time
@@ -28,7 +29,7 @@ from service.calcom.simulator.event_types import (
     SimulatedEventType,
     SimulatedHost,
 )
-from service.calcom.simulator.faults import Fault, FaultQueue, parse_fault
+from service.calcom.simulator.faults import Fault, FaultQueue, Operation, parse_fault
 from service.calcom.simulator.input import SimulatedError
 from service.calcom.simulator.routes import API_VERSION, add_calcom_routes
 from service.calcom.simulator.state import BookingLedger, SimulatedBooking
@@ -115,6 +116,31 @@ class CalcomSimulator:
     def add_faults(self, *faults: Fault | str) -> None:
         """Script faults, in order; strings use the command-line spelling (`429:2`, `drop`)."""
         self.faults.add(*(parse_fault(f) if isinstance(f, str) else f for f in faults))
+
+    def add_answer_fault(
+        self,
+        body: Any,
+        *,
+        status: int = 201,
+        operation: Operation | None = "create",
+        writes: bool = True,
+    ) -> None:
+        """Script the next `operation` (None: any) to answer `status` with `body`: JSON of any
+        value, or `bytes` sent as they are (not JSON at all). With `writes` the request takes
+        effect first, as when a proxy garbles Cal.com's real answer."""
+        # The standard library writes integers beyond 64 bits, which orjson refuses.
+        raw = (
+            body.decode("utf-8", "surrogateescape") if isinstance(body, bytes) else json.dumps(body)
+        )
+        self.faults.add(
+            Fault(
+                kind="answer",
+                operation=operation,
+                answer_body=raw,
+                answer_status=status,
+                answer_writes=writes,
+            )
+        )
 
     def add_webhook_faults(self, *faults: WebhookFault | str) -> None:
         """Script faults of the next webhooks, in order: `drop`, `duplicate`, `delay:<ms>`,
