@@ -109,7 +109,6 @@ class BookingWorkflow:
         )
         self._orphans = orphans or Orphans(pool=pool, store=store, calcom=calcom, clock=clock)
         self._slot_locks = KeyedLocks()
-        self._found: dict[uuid.UUID, list[CalcomBooking]] = {}
 
     async def book(
         self,
@@ -376,14 +375,13 @@ class BookingWorkflow:
             if held is not None:
                 # The call's own appointment first: no second booking, no refusal.
                 return await self._outcomes.held(attempt, held)
-            try:
-                return await self._ask_calcom(attempt, reconcile=reconcile)
-            finally:
-                self._found.pop(attempt.attempt_id, None)
+            return await self._ask_calcom(attempt, reconcile=reconcile)
 
     async def _ask_calcom(self, attempt: Attempt, *, reconcile: bool) -> AttemptOutcome:
+        # What Cal.com listed for the slot, when we looked: a taken slot's second look uses it.
+        found: list[CalcomBooking] = []
         try:
-            booking = await self._find_own(attempt) if reconcile else None
+            booking, found = await self._find_own(attempt) if reconcile else (None, [])
             if booking is None:
                 try:
                     booking = await self._calcom.create_booking(attempt.create_request())
@@ -392,12 +390,12 @@ class BookingWorkflow:
                     # client's retry of a create whose first answer was lost, or another driver
                     # of this attempt (recovery took it over while this one was slow). Always
                     # looked for: a refusal must never leave a booking of ours unaccounted for.
-                    own = await self._find_own(attempt)
+                    own, found = await self._find_own(attempt)
                     if own is None:
                         raise
                     booking = own
         except CalcomSlotUnavailable as e:
-            held = await self._held_by_sibling(attempt)
+            held = await self._held_by_sibling(attempt, found)
             if held is not None:
                 # Another attempt of this very call (another key, maybe another process) booked
                 # the slot meanwhile: the call holds it.
@@ -447,15 +445,16 @@ class BookingWorkflow:
                 return await self._outcomes.held(attempt, row, received=received)
         return await self._outcomes.confirm(attempt, received, booking, chain)
 
-    async def _held_by_sibling(self, attempt: Attempt) -> dict[str, Any] | None:
+    async def _held_by_sibling(
+        self, attempt: Attempt, found: Sequence[CalcomBooking]
+    ) -> dict[str, Any] | None:
         """The call's appointment for this slot, made by another of its attempts: at once, or,
         when Cal.com holds a live booking of this call for the slot whose attempt has not
         recorded its outcome yet (two keys at once, in two processes), once it has."""
         r = attempt.requested
         held = await appointments.held_by_call(self._pool, r.call_id, r.event_type_id, r.start)
         if held is not None or not any(
-            (b.metadata or {}).get("call_id") == r.call_id and _is_live(b)
-            for b in self._found.get(attempt.attempt_id, [])
+            (b.metadata or {}).get("call_id") == r.call_id and _is_live(b) for b in found
         ):
             return held
         loop = asyncio.get_running_loop()
@@ -466,22 +465,21 @@ class BookingWorkflow:
             held = await appointments.held_by_call(self._pool, r.call_id, r.event_type_id, r.start)
         return held
 
-    async def _find_own(self, attempt: Attempt) -> CalcomBooking | None:
-        """The booking one of this key's attempts made, live ones first (None: none found)."""
+    async def _find_own(self, attempt: Attempt) -> tuple[CalcomBooking | None, list[CalcomBooking]]:
+        """The booking one of this key's attempts made, live ones first (None: none found),
+        and every booking Cal.com listed for the attendee and slot."""
         email = attempt.requested.attendee.email
         if email is None:
-            return None
+            return None, []
         found = await self._calcom.find_bookings(
             attendee_email=email,
             event_type_id=attempt.requested.event_type_id,
             start=attempt.requested.start,
         )
-        # Kept for a taken slot's second look (_held_by_sibling), dropped when judged.
-        self._found[attempt.attempt_id] = found
         ours = [b for b in found if made_by(b, attempt.own_attempt_ids)]
         # A cancelled or rejected one counts only when nothing live exists: its outcome is then
         # recorded (the status guard refuses it) instead of booking again.
-        return next((b for b in ours if _is_live(b)), ours[0] if ours else None)
+        return next((b for b in ours if _is_live(b)), ours[0] if ours else None), found
 
     async def _now_true(self, outcome: AttemptOutcome) -> AttemptOutcome:
         """A stored answer with its appointment as it is now (invariant 5: still true)."""
