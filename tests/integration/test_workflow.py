@@ -282,9 +282,10 @@ async def test_a_booking_of_ours_that_a_guard_refuses_is_cancelled_not_left_live
 async def test_two_keys_of_one_call_in_two_processes_make_one_booking_and_two_answers(
     world: World,
 ) -> None:
-    # Two workflows share nothing in memory, as two processes would; Cal.com is slow enough
-    # that both ask before either has recorded anything.
-    world.simulator.add_faults("delay:100@create", "delay:100@create")
+    # Two workflows share nothing in memory, as two processes would. The first create takes
+    # effect and then hangs until the client gives up and asks again, so the other attempt
+    # meets the taken slot before the first has recorded anything.
+    world.simulator.add_faults("timeout_after_write@create")
     first, second = world.workflow(holder="p1:1"), world.workflow(holder="p2:1")
 
     results = await asyncio.gather(
