@@ -124,22 +124,8 @@ _STATE_COLUMNS: Final = (
     "end_at",
     "updated_at",
 )
-_APPOINTMENT_COLUMNS: Final = (
-    "appointment_id",
-    "booking_uid",
-    "booking_id",
-    "call_id",
-    "attempt_id",
-    "event_type_id",
-    "start_at",
-    "end_at",
-    "attendee_name",
-    "attendee_email",
-    "status",
-    "confirmed_at",
-    "updated_at",
-    "origin_uid",
-)
+# The projection's read columns, then what only a rebuild writes.
+_APPOINTMENT_COLUMNS: Final = (*appointments.COLUMNS, "confirmed_at", "updated_at", "origin_uid")
 # Indexes into an appointment's list (the columns above).
 _UID, _START, _END, _STATUS, _CONFIRMED, _UPDATED, _ORIGIN = 1, 6, 7, 10, 11, 12, 13
 

@@ -38,13 +38,24 @@ class AttemptFacts:
 
 def made_by(booking: CalcomBooking, attempt_ids: frozenset[uuid.UUID]) -> bool:
     """Whether the booking's `metadata.attempt_id` names one of `attempt_ids`."""
+    attempt_id = attempt_of(booking)
+    return attempt_id is not None and attempt_id in attempt_ids
+
+
+def attempt_of(booking: CalcomBooking) -> uuid.UUID | None:
+    """The attempt the booking's `metadata.attempt_id` names, if it names one."""
     value = (booking.metadata or {}).get("attempt_id")
     if value is None:
-        return False
+        return None
     try:
-        return uuid.UUID(str(value)) in attempt_ids
+        return uuid.UUID(str(value))
     except ValueError:
-        return False
+        return None
+
+
+def is_live(booking: CalcomBooking) -> bool:
+    """Whether Cal.com holds the booking as accepted or pending (a missing status counts)."""
+    return booking.status is None or booking.status.lower() in LIVE_STATUSES
 
 
 @dataclass(frozen=True, slots=True)

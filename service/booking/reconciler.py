@@ -39,7 +39,7 @@ from projections import appointments
 from service.booking import idempotency
 from service.booking.calcom_changes import change_id, record_on_booking
 from service.booking.clock import Clock
-from service.booking.guards import LIVE_STATUSES, made_by
+from service.booking.guards import LIVE_STATUSES, attempt_of, is_live, made_by
 from service.booking.orphans import Orphans
 from service.calcom.port import CalcomBooking, CalcomClient
 
@@ -132,13 +132,13 @@ class Reconciler:
             event_type_id=requested.event_type_id,
             start=requested.start,
         )
-        ours = [b for b in found if made_by(b, frozenset(key.attempt_ids)) and _live(b)]
+        ours = [b for b in found if made_by(b, frozenset(key.attempt_ids)) and is_live(b)]
         findings = []
         for booking in ours:
             held = await appointments.by_booking_uid(self._pool, booking.uid)
             if held is not None:
                 continue  # a retry adopted it meanwhile
-            attempt_id = _attempt_of(booking) or key.attempt_id
+            attempt_id = attempt_of(booking) or key.attempt_id
             done = await self._orphans.handle(
                 attempt_id,
                 requested.call_id,
@@ -180,7 +180,7 @@ class Reconciler:
     async def _compare(self, booking: CalcomBooking, *, dry_run: bool) -> Finding:
         status = (booking.status or "").lower() or None
         row = await appointments.by_booking_uid(self._pool, booking.uid)
-        attempt_id = _attempt_of(booking)
+        attempt_id = attempt_of(booking)
         call_id = _text((booking.metadata or {}).get("call_id"))
         if row is not None:
             expected = _APPOINTMENT_STATUS.get(status or "")
@@ -296,20 +296,6 @@ class Reconciler:
     def _observe(self, kind: str) -> None:
         if self._observer is not None:
             self._observer(kind)
-
-
-def _live(booking: CalcomBooking) -> bool:
-    return booking.status is None or booking.status.lower() in LIVE_STATUSES
-
-
-def _attempt_of(booking: CalcomBooking) -> uuid.UUID | None:
-    value = (booking.metadata or {}).get("attempt_id")
-    if value is None:
-        return None
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        return None
 
 
 def _text(value: object) -> str | None:

@@ -41,9 +41,9 @@ from service.booking.attempt import (
 from service.booking.clock import Clock
 from service.booking.event_kinds import EventTypeCatalog, UnsupportedEventType
 from service.booking.guards import (
-    LIVE_STATUSES,
     Guard,
     deferring_layer_3,
+    is_live,
     made_by,
     run_guards,
 )
@@ -433,7 +433,7 @@ class BookingWorkflow:
         chain = await run_guards(self._guards, attempt.facts, booking)
         if chain.rejection is not None:
             outcome = await self._outcomes.reject(attempt, received, chain)
-            if attempt.facts.made(booking) and _is_live(booking):
+            if attempt.facts.made(booking) and is_live(booking):
                 # Ours, and refused: never left live in Cal.com for nobody (invariant 8).
                 await self._orphans.cancel_refused(
                     attempt.attempt_id, r.call_id, booking, reason=outcome.reason
@@ -454,7 +454,7 @@ class BookingWorkflow:
         r = attempt.requested
         held = await appointments.held_by_call(self._pool, r.call_id, r.event_type_id, r.start)
         if held is not None or not any(
-            (b.metadata or {}).get("call_id") == r.call_id and _is_live(b) for b in found
+            (b.metadata or {}).get("call_id") == r.call_id and is_live(b) for b in found
         ):
             return held
         loop = asyncio.get_running_loop()
@@ -479,7 +479,7 @@ class BookingWorkflow:
         ours = [b for b in found if made_by(b, attempt.own_attempt_ids)]
         # A cancelled or rejected one counts only when nothing live exists: its outcome is then
         # recorded (the status guard refuses it) instead of booking again.
-        return next((b for b in ours if _is_live(b)), ours[0] if ours else None), found
+        return next((b for b in ours if is_live(b)), ours[0] if ours else None), found
 
     async def _now_true(self, outcome: AttemptOutcome) -> AttemptOutcome:
         """A stored answer with its appointment as it is now (invariant 5: still true)."""
@@ -491,10 +491,6 @@ class BookingWorkflow:
     async def outcome_of(self, attempt_id: uuid.UUID) -> AttemptOutcome | None:
         """The attempt's outcome as the ledger has it; `pending` while in flight."""
         return await self._outcomes.outcome_of(attempt_id)
-
-
-def _is_live(booking: CalcomBooking) -> bool:
-    return booking.status is None or booking.status.lower() in LIVE_STATUSES
 
 
 def _may_have_written(error: CalcomUnavailable) -> bool:
