@@ -10,6 +10,7 @@ from __future__ import annotations
 
 BENCHMARKS: dict[str, str] = {
     "guards": "bench.guards",
+    "round_trips": "bench.round_trips",
     "http_overhead": "bench.http_overhead",
     "http_throughput": "bench.http_throughput",
     "http_workers": "bench.http_workers",
