@@ -100,6 +100,7 @@ async def sizes(dsn: str, events: int, samples: Samples, *, each: bool) -> list[
     conn = await asyncpg.connect(dsn)
     try:
         row = await conn.fetchrow(_SIZES)
+        assert row is not None  # an aggregate query has a row
     finally:
         await conn.close()
     found = {"table (heap and TOAST)": row["table_bytes"], "indexes, all": row["index_bytes"]}
