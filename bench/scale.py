@@ -62,6 +62,7 @@ SELECT pg_table_size('events') AS table_bytes,
          WHERE x.indrelid = 'events'::regclass) AS each_index
 """
 MB = 1024 * 1024
+_GENERATED = "generated in"  # named once the log's real count is known (a whole attempt more)
 
 
 def size(quick: bool) -> int:
@@ -83,7 +84,7 @@ async def big_log(ctx: Context, samples: Samples) -> tuple[str, int]:
         ctx.progress(f"scale: generating {events:,} events on {CONNECTIONS} connections")
         started = time.perf_counter()
         await log_dataset.load(dsn, events, ctx.progress, connections=CONNECTIONS)
-        samples.add(f"ledger of {events:,} events: generated in", time.perf_counter() - started)
+        samples.add(_GENERATED, time.perf_counter() - started)
 
     # The same name as the replay benchmark's log: at 1,000,000 they are one database.
     dsn = await ctx.shared.get(f"log-{events}", build)
@@ -242,8 +243,9 @@ async def run(ctx: Context) -> list[Figure]:
     ref_dsn, ref = await shared_log(ctx)
     logs = {ref: ref_dsn, big: big_dsn}
     figures: list[Figure] = []
-    generated = f"ledger of {big:,} events: generated in"
-    if generated in samples.values:
+    if _GENERATED in samples.values:  # not when another benchmark of the run built it
+        generated = f"ledger of {big:,} events: generated in"
+        samples.values[generated] = samples.values.pop(_GENERATED)
         figures.append(samples.figure(generated, "s", higher_is_better=False))
 
     for events, dsn in logs.items():
