@@ -18,13 +18,23 @@ Each serves `POST /v1/booking-attempts` from this process, under the same load a
 
 No pydantic models, no logging, no metrics in any of them: the distance from rung 3 to the
 service is what booking-guard's own Python costs; from 3 to 4, what its round trips cost.
+
+`python -m bench.http_ceilings --rung NAME --port P` (the database in DATABASE_URL, Cal.com in
+CALCOM_BASE_URL) serves one rung in a process of its own on a port it shares with SO_REUSEPORT,
+as `booking-guard serve --workers N` does, until SIGTERM: N such processes are the ladder at N
+workers (bench/http_workers.py), each with its own pool and Cal.com client.
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import os
+import signal
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,7 +42,7 @@ import asyncpg
 import orjson
 from aiohttp import web
 
-from bench.http_service import calcom_client, serving
+from bench.http_service import calcom_client, serving, timing
 from events.database import create_pool
 from service.calcom.client import HttpCalcomClient
 from service.calcom.port import CalcomBooking, CreateBooking
@@ -221,12 +231,34 @@ def _with_writes(folded: bool, *, two: bool = False) -> Serve:
     return serve
 
 
+# The port a rung served by `python -m bench.http_ceilings` shares with its sibling processes;
+# unset, a rung is served in this process on a free port of its own.
+_SHARED_PORT: ContextVar[int | None] = ContextVar("bench_shared_port", default=None)
+
+
 @asynccontextmanager
 async def _app(book: Callable[[web.Request], Any]) -> AsyncIterator[str]:
     app = web.Application()
     app.router.add_post("/v1/booking-attempts", book)
-    async with serving(app) as url:
-        yield url
+    app.router.add_get("/health", _health)  # for a parent to see every process up
+    port = _SHARED_PORT.get()
+    if port is None:
+        async with serving(app) as url:
+            yield url
+        return
+    # As `serving` has it (the timing middleware outermost), on the shared port.
+    app.middlewares.insert(0, timing)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", port, reuse_port=True).start()
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def _health(request: web.Request) -> web.Response:
+    return web.Response(text=str(os.getpid()))
 
 
 TWO_STATEMENTS = "+ the same writes in two statements (2 round trips)"
@@ -237,3 +269,24 @@ LADDER: dict[str, Serve] = {
     "+ the same writes, a statement per phase (3 round trips)": _with_writes(folded=True),
     TWO_STATEMENTS: _with_writes(folded=True, two=True),
 }
+
+
+async def _serve_until_terminated(rung: str, dsn: str, calcom_url: str, port: int) -> None:
+    stopped = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopped.set)
+    _SHARED_PORT.set(port)
+    async with LADDER[rung](dsn, calcom_url):
+        await stopped.wait()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.http_ceilings", description=__doc__)
+    parser.add_argument("--rung", required=True, choices=list(LADDER))
+    parser.add_argument("--port", required=True, type=int)
+    args = parser.parse_args(argv)
+    dsn, calcom_url = os.environ["DATABASE_URL"], os.environ["CALCOM_BASE_URL"]
+    asyncio.run(_serve_until_terminated(args.rung, dsn, calcom_url, args.port))
+
+
+if __name__ == "__main__":
+    main()

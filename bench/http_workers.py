@@ -1,4 +1,5 @@
-"""`booking-guard serve --workers N` (issue 16 item 5): attempts/s at 1 and 2 workers.
+"""`booking-guard serve --workers N` (issue 16 item 5): attempts/s at 1 and 2 workers, beside
+the ladder's two-statement rung at 1 and 2 workers.
 
 Unlike http_throughput (the service in the benchmark's process), this starts the real command
 as `serve` runs in production, in a process of its own (`python -m service.cli.main serve
@@ -7,6 +8,13 @@ load generator in theirs, 64 producers at Cal.com 0 ms as in http_throughput. Bo
 run in each run, alternating which goes first, so the ratio 2 ÷ 1 is paired under one load.
 On 2 cores shared with the simulator, the load generator and PostgreSQL, 2 workers cannot
 double anything: the ratio says what a second core's worth of Python buys here.
+
+The ladder at N workers: bench/http_ceilings.py's two-statement rung (the same rows in the same
+two round trips, without models, logging or metrics) served by N processes of
+`python -m bench.http_ceilings` sharing the port with SO_REUSEPORT, each with its own pool of
+10 and Cal.com client, as serve's workers have theirs. Each run measures all four in
+alternating order, so `serve ÷ rung` at each worker count and `2 ÷ 1` of each are paired
+under one load.
 """
 
 from __future__ import annotations
@@ -23,10 +31,11 @@ from pathlib import Path
 import aiohttp
 
 from bench.harness import Context, Figure, Samples
+from bench.http_ceilings import TWO_STATEMENTS
 from bench.http_overhead import phase_seconds
 from bench.http_world import BENCH_RATE_LIMIT, Load, load_generator, simulator_process
 
-BUDGET_SECONDS = 240
+BUDGET_SECONDS = 420
 PRODUCERS = 64
 WORKERS = (1, 2)
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,6 +93,65 @@ async def serve(dsn: str, calcom_url: str, workers: int) -> AsyncIterator[str]:
                 await process.wait()
 
 
+@asynccontextmanager
+async def ladder(dsn: str, calcom_url: str, workers: int) -> AsyncIterator[str]:
+    """The two-statement rung served by `workers` processes on one port until the block ends."""
+    port = _free_port()
+    env = {**os.environ, "DATABASE_URL": dsn, "CALCOM_BASE_URL": calcom_url}
+    processes = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench.http_ceilings",
+            "--rung",
+            TWO_STATEMENTS,
+            "--port",
+            str(port),
+            cwd=ROOT,
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+        )
+        for _ in range(workers)
+    ]
+    url = f"http://127.0.0.1:{port}"
+    try:
+        await _all_answer(url, processes)
+        yield url
+    finally:
+        for process in processes:
+            if process.returncode is None:
+                process.terminate()
+        for process in processes:
+            try:
+                async with asyncio.timeout(30):
+                    await process.wait()
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+async def _all_answer(url: str, processes: list[asyncio.subprocess.Process]) -> None:
+    # Each process answers /health with its pid: fresh connections until every pid answered.
+    deadline = time.monotonic() + START_SECONDS
+    pids = {p.pid for p in processes}
+    seen: set[int] = set()
+    while seen != pids:
+        if any(p.returncode is not None for p in processes):
+            raise RuntimeError(f"a ladder process exited: {[p.returncode for p in processes]}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"ladder processes {sorted(pids - seen)} did not answer")
+        try:
+            connector = aiohttp.TCPConnector(force_close=True)
+            async with (
+                aiohttp.ClientSession(connector=connector) as session,
+                session.get(f"{url}/health") as response,
+            ):
+                seen.add(int(await response.text()))
+        except aiohttp.ClientConnectionError:
+            await asyncio.sleep(0.1)
+
+
 async def _healthy(url: str, process: asyncio.subprocess.Process, workers: int) -> None:
     # Every worker must be up: /health over fresh connections until as many answered as there
     # are workers, several times over (the kernel spreads connections by their ports).
@@ -107,14 +175,25 @@ async def _healthy(url: str, process: asyncio.subprocess.Process, workers: int) 
     await asyncio.sleep(1.0)  # the last worker's startup (migrations check, recovery) settles
 
 
+SERVE, RUNG = "serve", "rung"
+SERVERS = {SERVE: serve, RUNG: ladder}
+
+
+def _name(server: str, workers: int) -> str:
+    if server == SERVE:
+        return f"serve --workers {workers}, {PRODUCERS} producers, Cal.com 0 ms: attempts/s"
+    what = "process" if workers == 1 else "processes"
+    return f"rung {TWO_STATEMENTS!r} in {workers} {what}, {PRODUCERS} producers: attempts/s"
+
+
 async def run(ctx: Context) -> list[Figure]:
     samples = Samples()
-    names = {n: f"serve --workers {n}, {PRODUCERS} producers, Cal.com 0 ms" for n in WORKERS}
+    phases = [(server, n) for n in WORKERS for server in SERVERS]
     async with simulator_process() as simulator, load_generator() as load:
         for run_index in range(ctx.runs):
-            order = WORKERS if run_index % 2 == 0 else tuple(reversed(WORKERS))
-            for workers in order:
-                async with serve(ctx.dsn, simulator.base_url, workers) as url:
+            order = phases if run_index % 2 == 0 else list(reversed(phases))
+            for server, workers in order:
+                async with SERVERS[server](ctx.dsn, simulator.base_url, workers) as url:
                     await simulator.reset(latency_ms=0)  # a fresh calendar for the phase
                     result = await load.run(
                         Load(
@@ -122,19 +201,25 @@ async def run(ctx: Context) -> list[Figure]:
                             producers=PRODUCERS,
                             seconds=phase_seconds(ctx),
                             warmup=0.5,
-                            tag=f"w{run_index}n{workers}x{time.monotonic_ns()}",
+                            tag=f"w{run_index}{server}{workers}x{time.monotonic_ns()}",
                         )
                     )
+                name = _name(server, workers)
                 wrong = sorted({a.status for a in result.answers if a.status != 201})
                 if wrong:
-                    raise AssertionError(f"{names[workers]}: answers other than 201: {wrong}")
-                samples.add(f"{names[workers]}: attempts/s", result.rate)
+                    raise AssertionError(f"{name}: answers other than 201: {wrong}")
+                samples.add(name, result.rate)
                 ctx.progress(
-                    f"http_workers run {run_index + 1}: {workers} workers:"
+                    f"http_workers run {run_index + 1}: {server}, {workers} workers:"
                     f" {result.rate:,.0f} attempts/s"
                 )
-    ratio = "serve: 2 workers ÷ 1 worker, attempts/s, same run"
-    samples.ratio(ratio, f"{names[2]}: attempts/s", f"{names[1]}: attempts/s")
-    figures = [samples.figure(f"{names[n]}: attempts/s", "attempts/s") for n in WORKERS]
-    figures.append(samples.figure(ratio, "ratio"))
+    figures = [samples.figure(_name(s, n), "attempts/s") for n in WORKERS for s in SERVERS]
+    for server in SERVERS:
+        ratio = f"{server}: 2 workers ÷ 1 worker, attempts/s, same run"
+        samples.ratio(ratio, _name(server, 2), _name(server, 1))
+        figures.append(samples.figure(ratio, "ratio"))
+    for workers in WORKERS:
+        ratio = f"serve ÷ rung at {workers} {'worker' if workers == 1 else 'workers'}, same run"
+        samples.ratio(ratio, _name(SERVE, workers), _name(RUNG, workers))
+        figures.append(samples.figure(ratio, "ratio"))
     return figures
