@@ -123,7 +123,13 @@ async def rebuild(
             begin(Phase.COUNTING)
             total = await replay_reads.count(conn, projection.types)
             begin(Phase.FILLING)
-            done, cursor = await _fill(pool, projection, batch_size, lambda n: report(n, total))
+            if projection.replay_insert is not None:
+                # PostgreSQL fills the twin itself, on this connection: no reader, no writer.
+                done, cursor = await _fill_in_server(
+                    conn, projection, batch_size, lambda n: report(n, total)
+                )
+            else:
+                done, cursor = await _fill(pool, projection, batch_size, lambda n: report(n, total))
             begin(Phase.INDEXING)
             for twin in twins:
                 await twin.build_indexes(conn)
@@ -206,6 +212,33 @@ async def _fill(
                 await writer.execute("SET LOCAL synchronous_commit = off")
                 await replayer.finish(writer, projection.rebuild_table)
     return done, cursor
+
+
+async def _fill_in_server(
+    conn: Connection, projection: Projection, batch_size: int, report: Callable[[int], None]
+) -> tuple[int, Cursor]:
+    """Fill the twin with `projection.replay_insert`, a batch per statement; events at an older
+    schema version are upcast here and applied with `replay_batch` after their batch."""
+    assert projection.replay_insert is not None and projection.replay_batch is not None
+    insert = projection.replay_insert(projection.rebuild_table)
+    done, cursor = 0, START
+    while True:
+        async with conn.transaction():
+            await conn.execute(_UTC)
+            await conn.execute("SET LOCAL synchronous_commit = off")
+            filled = await replay_reads.insert_data_batch(
+                conn, after=cursor, types=projection.types, limit=batch_size, insert=insert
+            )
+            if filled.older:
+                older = await replay_reads.read_data_at(conn, filled.older, projection.types)
+                await projection.replay_batch(conn, older, projection.rebuild_table)
+        if filled.last is None:
+            return done, cursor
+        cursor = filled.last
+        done += filled.events
+        report(done)
+        if filled.events < batch_size:
+            return done, cursor
 
 
 async def _swap(
