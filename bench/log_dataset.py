@@ -153,6 +153,11 @@ _SET_IDENTITY = """
 SELECT setval(pg_get_serial_sequence('events', 'position'), max(position)) FROM events
 """
 
+_AHEAD_OF_HORIZON = """
+SELECT count(*) FROM events
+ WHERE transaction_id < '3' OR transaction_id >= pg_snapshot_xmin(pg_current_snapshot())
+"""
+
 MODELS: tuple[type[Event], ...] = (
     BookingRequested,
     CalcomBookingReceived,
@@ -221,14 +226,14 @@ async def _load(
     started = time.perf_counter()
     transactions = 2 * count
     current = int(await conn.fetchval("SELECT pg_current_xact_id()::text"))
-    while current < 2 * 1_000 + 3:
-        # A new server (a fresh BOOKING_GUARD_BENCH_DATA_DIR) has handed out fewer ids than
-        # the 1,000 kept free below the present: without room the ids wrapped around to the
-        # top of xid8, ahead of every snapshot, and replay saw none of the log. Use some up.
+    while current < 100:  # a new server: some ids to share below the present
         current = int(await conn.fetchval("SELECT pg_current_xact_id()::text"))
-    room = current - 1_000 - 3
+    # Below the present by 1,000 ids, or by half of what there is on a young server (a margin
+    # larger than the ids there are made them negative, and they wrapped round xid8's range).
+    margin = min(1_000, (current - 3) // 2)
+    room = current - margin - 3
     if room >= transactions:  # one id per transaction, just below the present
-        first, per, of = current - 1_000 - transactions, 1, 1
+        first, per, of = current - margin - transactions, 1, 1
     else:  # a young server: share the ids there are
         first, per, of = 3, room, transactions
     indexes = await conn.fetch(_SECONDARY_INDEXES)
@@ -275,9 +280,13 @@ async def _load(
 
 
 async def check(dsn: str) -> None:
-    """One event of each type decodes into its model and has exactly the model's fields."""
+    """Every event is behind the transaction horizon, and one event of each type decodes into
+    its model and has exactly the model's fields."""
     pool = await create_pool(dsn, min_size=1, max_size=1)
     try:
+        ahead = await pool.fetchval(_AHEAD_OF_HORIZON)
+        if ahead:
+            raise AssertionError(f"{ahead:,} events are not behind the transaction horizon")
         store = EventStore(pool)
         for model in MODELS:
             found = await store.read_all(types=[model.type_name], limit=1)

@@ -21,6 +21,10 @@ ApplyBatch = Callable[[Connection, Sequence[RecordedEvent], str], Awaitable[None
 ReplayBatch = Callable[[Connection, Sequence[LoggedData], str], Awaitable[None]]
 """The same from events' JSON data, without models: replay's fast path (COPY)."""
 
+ReplayInsert = Callable[[str], str]
+"""The `INSERT INTO <table> … SELECT … FROM logged` that fills the named table from a batch of
+events inside PostgreSQL (events/replay_reads.py, `insert_data_batch`)."""
+
 
 class Replayer(Protocol):
     """One rebuild's fill, when a projection folds the log itself: `batch` is given each batch
@@ -60,12 +64,18 @@ class Projection:
     side_tables: tuple[str, ...] = ()
     # A new Replayer per rebuild (needs `replay_batch` too: the catch-up uses it).
     replayer: Callable[[], Replayer] | None = None
+    # For a projection whose rows are each one event's fields, in no order among themselves:
+    # replay's fill runs this in PostgreSQL, one statement per batch (needs `replay_batch` too,
+    # for events at an older schema version and for the catch-up).
+    replay_insert: ReplayInsert | None = None
 
     def __post_init__(self) -> None:
         if not self.name or not self.types:
             raise ValueError(f"a projection needs a name and event types, got {self!r}")
         if self.replayer is not None and self.replay_batch is None:
             raise ValueError(f"{self.name}: a replayer needs replay_batch for the catch-up")
+        if self.replay_insert is not None and (self.replay_batch is None or self.replayer):
+            raise ValueError(f"{self.name}: replay_insert needs replay_batch and no replayer")
 
     @property
     def rebuild_table(self) -> str:

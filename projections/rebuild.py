@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -123,7 +124,13 @@ async def rebuild(
             begin(Phase.COUNTING)
             total = await replay_reads.count(conn, projection.types)
             begin(Phase.FILLING)
-            done, cursor = await _fill(pool, projection, batch_size, lambda n: report(n, total))
+            if projection.replay_insert is not None:
+                # PostgreSQL fills the twin itself, on this connection: no reader, no writer.
+                done, cursor = await _fill_in_server(
+                    conn, projection, batch_size, lambda n: report(n, total)
+                )
+            else:
+                done, cursor = await _fill(pool, projection, batch_size, lambda n: report(n, total))
             begin(Phase.INDEXING)
             for twin in twins:
                 await twin.build_indexes(conn)
@@ -138,6 +145,48 @@ async def rebuild(
                 await conn.execute("SELECT pg_advisory_unlock_all()")
     report(done + caught_up, done + caught_up)  # finished: the count is now exact
     return RebuildResult(projection.name, done + caught_up, time.monotonic() - started, cursor)
+
+
+def connections_needed(projection: Projection) -> int:
+    """The connections `rebuild` holds at once: its own, and a reader and a writer unless
+    PostgreSQL fills the twin itself."""
+    return 1 if projection.replay_insert is not None else 3
+
+
+async def rebuild_all(
+    pool: asyncpg.Pool,
+    projections: Sequence[Projection],
+    *,
+    batch_size: int = 10_000,
+    on_progress: Callable[[Progress], None] | None = None,
+    on_phase: Callable[[str, Phase], None] | None = None,
+    on_result: Callable[[RebuildResult], None] | None = None,
+) -> list[RebuildResult]:
+    """Rebuild `projections`, all at once when the pool has the connections for it.
+
+    They are independent (each its own twins, lock and cursor), and they load different parts
+    of the machine: PostgreSQL fills the rejections while this process folds the appointments.
+    One after the other when the pool is too small (each rebuild waits for its connections
+    while holding some: sharing too few would deadlock). `on_phase` hears the projection's name.
+    """
+
+    async def one(projection: Projection) -> RebuildResult:
+        result = await rebuild(
+            pool,
+            projection,
+            batch_size=batch_size,
+            on_progress=on_progress,
+            on_phase=None if on_phase is None else functools.partial(on_phase, projection.name),
+        )
+        if on_result is not None:
+            on_result(result)
+        return result
+
+    if sum(connections_needed(p) for p in projections) > pool.get_max_size():
+        return [await one(projection) for projection in projections]
+    async with asyncio.TaskGroup() as group:
+        tasks = [group.create_task(one(projection)) for projection in projections]
+    return [task.result() for task in tasks]
 
 
 async def _read(
@@ -206,6 +255,33 @@ async def _fill(
                 await writer.execute("SET LOCAL synchronous_commit = off")
                 await replayer.finish(writer, projection.rebuild_table)
     return done, cursor
+
+
+async def _fill_in_server(
+    conn: Connection, projection: Projection, batch_size: int, report: Callable[[int], None]
+) -> tuple[int, Cursor]:
+    """Fill the twin with `projection.replay_insert`, a batch per statement; events at an older
+    schema version are upcast here and applied with `replay_batch` after their batch."""
+    assert projection.replay_insert is not None and projection.replay_batch is not None
+    insert = projection.replay_insert(projection.rebuild_table)
+    done, cursor = 0, START
+    while True:
+        async with conn.transaction():
+            await conn.execute(_UTC)
+            await conn.execute("SET LOCAL synchronous_commit = off")
+            filled = await replay_reads.insert_data_batch(
+                conn, after=cursor, types=projection.types, limit=batch_size, insert=insert
+            )
+            if filled.older:
+                older = await replay_reads.read_data_at(conn, filled.older, projection.types)
+                await projection.replay_batch(conn, older, projection.rebuild_table)
+        if filled.last is None:
+            return done, cursor
+        cursor = filled.last
+        done += filled.events
+        report(done)
+        if filled.events < batch_size:
+            return done, cursor
 
 
 async def _swap(

@@ -97,12 +97,31 @@ async def replay_batch(connection: Connection, events: Sequence[LoggedData], tab
         )
 
 
+def replay_insert(table: str) -> str:
+    """Replay's fill inside PostgreSQL: the rows `replay_batch` writes, from a batch of events
+    the server reads itself (events/replay_reads.py, `insert_data_batch`). The values are the
+    stored JSON's, cast as asyncpg casts `replay_batch`'s (the session's TimeZone is UTC, as
+    for the COPY of naive times), so a rebuild is identical; `detail` is the stored jsonb."""
+    if table not in _TABLES:
+        raise ValueError(f"unknown rejections table {table!r}")
+    return f"""
+INSERT INTO {table} (event_id, position, attempt_id, call_id, guard, layer, reason, booking_uid,
+                     detail, rejected_at)
+SELECT event_id, position, (data ->> 'attempt_id')::uuid, data ->> 'call_id', data ->> 'guard',
+       (data ->> 'layer')::int, data ->> 'reason', data ->> 'booking_uid',
+       coalesce(data -> 'detail', '{{}}'::jsonb), (data ->> 'rejected_at')::timestamptz
+  FROM logged
+ WHERE type = 'BookingRejected'
+"""
+
+
 PROJECTION: Final = Projection(
     name=NAME,
     types=HANDLED_TYPES,
     table=TABLE,
     apply_batch=apply_batch,
     replay_batch=replay_batch,
+    replay_insert=replay_insert,
     # Rows are only ever inserted: the fill needs no index, they are built after it.
     fill_indexes=(),
 )

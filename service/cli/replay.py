@@ -1,6 +1,7 @@
 """`booking-guard replay` and `booking-guard projections`: rebuild read models, see their lag.
 
-On a terminal, replay shows a rich progress bar per projection that names each phase as it
+Replay rebuilds the projections at once when the pool has the connections (they are
+independent). On a terminal it shows a rich progress bar per projection that names each phase as it
 begins (counting, rebuilding with events done, events/s and ETA, building indexes, swapping in),
 with a spinner and the time elapsed, so no phase sits silent. When its output goes to a file or
 a log it prints a plain line every few seconds instead (`ProgressPrinter`).
@@ -27,7 +28,7 @@ from rich.progress import Progress as Bars
 
 from events.errors import DatabaseUnavailable
 from projections import appointments, catalog, checkpoints
-from projections.rebuild import Phase, Progress, RebuildError, RebuildResult, rebuild
+from projections.rebuild import Phase, Progress, RebuildError, RebuildResult, rebuild_all
 from projections.runner import ProjectionRunner
 from service.app import command_database
 from service.settings import Settings
@@ -78,8 +79,7 @@ class TerminalProgress:
             TimeElapsedColumn(),
             console=console,
         )
-        self._task: TaskID | None = None
-        self._name = ""
+        self._tasks: dict[str, TaskID] = {}
 
     def __enter__(self) -> TerminalProgress:
         self._bars.start()
@@ -95,22 +95,21 @@ class TerminalProgress:
 
     def start(self, projection: str) -> None:
         """A new bar for `projection`, empty until the log is counted."""
-        self._name = projection
-        self._task = self._bars.add_task(f"{projection}: starting", total=None, rate="", eta="")
+        self._tasks[projection] = self._bars.add_task(
+            f"{projection}: starting", total=None, rate="", eta=""
+        )
 
-    def phase(self, phase: Phase) -> None:
+    def phase(self, projection: str, phase: Phase) -> None:
         """Name the phase that begins; drawn at once, not at the next refresh tick."""
-        assert self._task is not None, "start() before phase()"
-        self._bars.update(self._task, description=f"{self._name}: {phase}")
+        self._bars.update(self._task(projection), description=f"{projection}: {phase}")
         self._bars.refresh()
 
     def __call__(self, progress: Progress) -> None:
-        assert self._task is not None, "start() before the fill's progress"
         rate = progress.done / progress.elapsed if progress.elapsed > 0 else 0.0
         left = max(progress.total - progress.done, 0)
         eta = f"ETA {left / rate:.0f}s" if rate > 0 and left else ""
         self._bars.update(
-            self._task,
+            self._task(progress.projection),
             total=progress.total,
             completed=progress.done,
             rate=f"{rate:,.0f} events/s",
@@ -119,15 +118,19 @@ class TerminalProgress:
 
     def finish(self, result: RebuildResult) -> None:
         """The bar says the table is in place; a line above the bars keeps the figures."""
-        assert self._task is not None, "start() before finish()"
         self._bars.update(
-            self._task,
-            description=f"{self._name}: swapped in",
+            self._task(result.projection),
+            description=f"{result.projection}: swapped in",
             total=result.events,
             completed=result.events,
             eta="",
         )
         self._bars.console.print(summary(result))
+
+    def _task(self, projection: str) -> TaskID:
+        task = self._tasks.get(projection)
+        assert task is not None, f"start({projection!r}) first"
+        return task
 
 
 def summary(result: RebuildResult) -> str:
@@ -181,23 +184,32 @@ async def replay_command(
     out: TextIO | None = None,
     terminal: bool | None = None,
 ) -> int:
-    """Rebuild the chosen projections (all when `only` is empty), one after the other."""
+    """Rebuild the chosen projections (all when `only` is empty), at once when the pool
+    allows (projections/rebuild.py, `rebuild_all`), each with its own progress."""
     out = out or sys.stdout
     chosen = [p for name, p in catalog.all_projections().items() if not only or name in only]
     async with command_database(settings) as (pool, _):
         if not (out.isatty() if terminal is None else terminal):
-            for projection in chosen:
-                printer = ProgressPrinter(out)
-                result = await rebuild(pool, projection, batch_size=batch_size, on_progress=printer)
-                print(summary(result), file=out)
+            printers = {projection.name: ProgressPrinter(out) for projection in chosen}
+            await rebuild_all(
+                pool,
+                chosen,
+                batch_size=batch_size,
+                on_progress=lambda progress: printers[progress.projection](progress),
+                on_result=lambda result: print(summary(result), file=out),
+            )
             return 0
         with TerminalProgress(Console(file=out, force_terminal=True, highlight=False)) as bars:
             for projection in chosen:
                 bars.start(projection.name)
-                result = await rebuild(
-                    pool, projection, batch_size=batch_size, on_progress=bars, on_phase=bars.phase
-                )
-                bars.finish(result)
+            await rebuild_all(
+                pool,
+                chosen,
+                batch_size=batch_size,
+                on_progress=bars,
+                on_phase=bars.phase,
+                on_result=bars.finish,
+            )
     return 0
 
 

@@ -94,6 +94,28 @@ async def by_replay_data_batch(db: asyncpg.Pool, after: Cursor) -> list[Cursor]:
     return [Cursor(e.transaction_id, e.position) for e in logged]
 
 
+async def by_replay_insert(db: asyncpg.Pool, after: Cursor) -> list[Cursor]:
+    # Replay's fill inside PostgreSQL: what the INSERT saw, and the cursor it reported.
+    async with db.acquire() as conn:
+        await conn.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS seen (transaction_id xid8, position bigint)"
+        )
+        await conn.execute("TRUNCATE seen")
+        filled = await replay_reads.insert_data_batch(
+            conn,
+            after=after,
+            types=["TestNoted"],
+            limit=100,
+            insert="INSERT INTO seen SELECT transaction_id, position FROM logged",
+        )
+        rows = await conn.fetch("SELECT * FROM seen ORDER BY transaction_id, position")
+    seen = [Cursor(row["transaction_id"], row["position"]) for row in rows]
+    assert filled.events == len(seen)
+    assert filled.last == (seen[-1] if seen else None)
+    assert filled.older == []
+    return seen
+
+
 async def by_call(db: asyncpg.Pool, after: Cursor) -> list[Cursor]:
     events = await reads.read_call(db, "call-1", after=after)
     return [Cursor(e.transaction_id, e.position) for e in events]
@@ -110,6 +132,7 @@ READERS: dict[str, Reader] = {
     "the projector's read": by_projector,
     "replay's read_batch": by_replay_batch,
     "replay's read_data_batch": by_replay_data_batch,
+    "replay's insert_data_batch": by_replay_insert,
     "read_call": by_call,
     "read_booking": by_booking,
 }
@@ -361,3 +384,28 @@ async def test_an_embedded_stream_start_writes_once_per_row_of_its_cte(
     assert [e.version for e in await store.read_stream("s-1")] == [1]
     with pytest.raises(ValueError, match="CTE"):
         start_stream_statement(once_per="x; DROP TABLE events")
+
+
+async def test_replay_reads_of_several_types_merge_them_in_the_horizons_order(
+    store: EventStore, db: asyncpg.Pool
+) -> None:
+    # One ordered scan per type, merged: the same events, in the same order, as read_all's.
+    await store.append("s-1", [noted(), NewEvent(Aside()), noted("call-2")], expected_version=0)
+    await store.append("s-2", [NewEvent(Aside())], expected_version=0)
+    await store.append("s-3", [noted("call-3"), NewEvent(Aside())], expected_version=0)
+    await horizon_passed(db)
+    types = ["TestNoted", "TestAside"]
+    expected = await reads.read_all(db, types=types)
+    assert len(expected) == 6
+    async with db.acquire() as conn:
+        for limit in (1, 2, 4, 100):
+            batches: list[Cursor] = []
+            after = START
+            while batch := await replay_reads.read_data_batch(
+                conn, after=after, types=types, limit=limit
+            ):
+                batches += [Cursor(d.transaction_id, d.position) for d in batch]
+                after = batches[-1]
+            assert batches == [Cursor(e.transaction_id, e.position) for e in expected]
+        events = await replay_reads.read_batch(conn, after=START, types=types, limit=100)
+    assert events == expected

@@ -15,12 +15,12 @@ from events.booking import (
     BookingRejected,
     BookingRescheduled,
 )
-from events.database import schema_sql
+from events.database import create_pool, schema_sql
 from events.models import Event, NewEvent
 from events.store import EventStore, ExpectedVersion
 from projections import appointments, appointments_replay, catalog, checkpoints, rejections
 from projections.projectors import run_projectors
-from projections.rebuild import Progress, rebuild
+from projections.rebuild import Phase, Progress, rebuild, rebuild_all
 from tests.conftest import wait_until
 from tests.integration.test_projector import horizon_passed, last_appended
 
@@ -270,3 +270,30 @@ async def test_replay_of_a_runner_projection_moves_its_checkpoint_and_it_carries
         await record(db, store, rejected("2", "stale_booking", 2))
         await running["rejections"].wait_for(await last_appended(db))
     assert await db.fetchval("SELECT count(*) FROM rejections") == 2
+
+
+@pytest.mark.parametrize(("pool_size", "at_once"), [(4, True), (3, False)])
+async def test_replay_of_all_rebuilds_them_at_once_when_the_pool_has_the_connections(
+    db: asyncpg.Pool, store: EventStore, database_url: str, pool_size: int, at_once: bool
+) -> None:
+    await a_booking_log(db, store)
+    await horizon_passed(db)
+    live = await checksum(db, "appointments", "appointment_id")
+    heard: list[tuple[str, Phase]] = []
+    pool = await create_pool(database_url, min_size=1, max_size=pool_size)
+    try:
+        results = await rebuild_all(
+            pool,
+            list(catalog.all_projections().values()),
+            batch_size=7,
+            on_phase=lambda name, phase: heard.append((name, phase)),
+        )
+    finally:
+        await pool.close()
+    assert [(r.projection, r.events) for r in results] == [("appointments", 50), ("rejections", 2)]
+    assert await checksum(db, "appointments", "appointment_id") == live
+    assert await db.fetchval("SELECT count(*) FROM rejections") == 2
+    # At once: rejections begin before appointments are swapped in; else strictly after.
+    rejections_begin = heard.index(("rejections", Phase.COUNTING))
+    appointments_end = heard.index(("appointments", Phase.SWAPPING))
+    assert (rejections_begin < appointments_end) is at_once
