@@ -90,9 +90,8 @@ _NOTIFY = "SELECT pg_notify('bg_events', '')"
 # commit of its own, which at one writer would otherwise double the commits.
 WAKE_INTERVAL_SECONDS = 0.05
 
-_READ_STREAM = """
-SELECT position, transaction_id, stream_id, version, event_id, type, schema_version,
-       data, metadata, recorded_at
+_READ_STREAM = f"""
+SELECT {reads.COLUMNS}
   FROM events
  WHERE stream_id = $1 AND version > $2
  ORDER BY version
@@ -205,7 +204,7 @@ class EventStore:
     ) -> list[RecordedEvent]:
         """Events of one stream with a version above `after_version`, in version order."""
         rows = await self._fetch(_READ_STREAM, stream_id, after_version, limit)
-        return [to_recorded(row) for row in rows]
+        return to_recorded(rows)
 
     async def read_all(
         self,

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from events.database import create_pool
 from events.errors import EventIdConflict, InvalidEvent, UnknownEventType, WrongExpectedVersion
-from events.models import Event, NewEvent, RecordedEvent, register
+from events.models import Event, EventMetadata, NewEvent, RecordedEvent, register
 from events.store import START, Cursor, EventStore, ExpectedVersion
 from tests.conftest import wait_until
 
@@ -322,6 +322,26 @@ async def test_ten_thousand_events_across_a_thousand_streams_read_back_complete(
     assert all(values == list(range(10)) for values in by_stream.values())
     for stream in ("bulk-0", "bulk-499", "bulk-999"):
         assert [e.version for e in await store.read_stream(stream)] == list(range(1, 11))
+
+
+async def test_each_event_reads_back_its_own_metadata_and_shared_ones_are_equal(
+    store: EventStore,
+) -> None:
+    shared = EventMetadata(correlation_id="call-1", producer="p", channel="phone")
+    metadata = [shared, EventMetadata(correlation_id="call-2"), shared, EventMetadata()]
+    batch = [
+        NewEvent(CounterIncremented(counter="c", by=n), metadata=m) for n, m in enumerate(metadata)
+    ]
+    await store.append("s-meta", batch, expected_version=ExpectedVersion.NO_STREAM)
+
+    async def all_visible() -> bool:
+        return len(await store.read_all()) == 4
+
+    await wait_until(all_visible)
+    for read in (await store.read_all(), await store.read_stream("s-meta")):
+        assert [e.metadata for e in read] == metadata
+        assert [e.event for e in read] == [new.event for new in batch]
+        assert read[0].metadata.model_extra == {"channel": "phone"}
 
 
 async def test_read_all_filters_by_type(store: EventStore) -> None:
