@@ -199,6 +199,34 @@ async def test_reusing_an_event_id_for_other_content_is_a_conflict(
     assert await count_events(db) == 1
 
 
+@pytest.mark.parametrize("inside", [False, True], ids=["on the pool", "in a transaction"])
+async def test_a_batch_at_an_exact_version_reusing_an_event_id_is_a_conflict(
+    store: EventStore, db: asyncpg.Pool, inside: bool
+) -> None:
+    stored = [bump(1), bump(2)]
+    await store.append("s-1", stored, expected_version=ExpectedVersion.NO_STREAM)
+    reused = NewEvent(CounterIncremented(counter="c", by=99), event_id=stored[0].event_id)
+    twice = bump(5)
+    refused = {
+        "one id stored with other content": ("s-1", [bump(3), reused], 2),
+        "one id twice in the batch": ("s-1", [twice, twice], 2),
+        "the batch stored in another stream": ("s-2", stored, 0),
+        "part of the batch stored": ("s-1", [*stored, bump(3)], 0),
+    }
+    for why, (stream, batch, expected) in refused.items():
+        async with db.acquire() as conn:
+            with pytest.raises(EventIdConflict):
+                if inside:
+                    async with conn.transaction():
+                        await store.append(
+                            stream, batch, expected_version=expected, connection=conn
+                        )
+                else:
+                    await store.append(stream, batch, expected_version=expected)
+        assert await count_events(db) == 2, why
+    assert await store.append("s-1", stored, expected_version=0) == -1  # a retry is no conflict
+
+
 async def test_unknown_event_type_is_refused_and_nothing_is_written(
     store: EventStore, db: asyncpg.Pool
 ) -> None:
