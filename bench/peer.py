@@ -157,8 +157,9 @@ async def models_alone(ctx: Context) -> float:
         texts: list[str] = [row[0] for row in await pool.fetch(_DATA_TEXT)]
     finally:
         await pool.close()
-    started = time.perf_counter()
-    count = len([BookingRequested.model_validate_json(text) for text in texts])
+    started, count = time.perf_counter(), 0
+    for first in range(0, len(texts), PAGE):  # a page's models alive at a time, as readers keep
+        count += len([BookingRequested.model_validate_json(t) for t in texts[first : first + PAGE]])
     return count / (time.perf_counter() - started)
 
 

@@ -121,11 +121,14 @@ def decode_json(type_name: str, schema_version: int, text: str) -> Event:
     if schema_version != cls.schema_version:
         return decode(type_name, schema_version, orjson.loads(text))
     try:
-        return cls.model_validate_json(text)
+        # The validator itself: `model_validate_json` calls it with the same (default) options
+        # after Python-level argument checks that readers would pay once per event.
+        event: Event = cls.__pydantic_validator__.validate_json(text)
     except ValidationError as e:
         raise InvalidEvent(
             f"stored {type_name} v{schema_version} does not fit its model: {e}"
         ) from e
+    return event
 
 
 def registered_types() -> list[str]:
