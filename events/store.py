@@ -345,8 +345,6 @@ async def _append_many(
 ) -> int:
     after = expected if expected > 0 else 0  # NO_STREAM is version 0
     event_ids, type_names, schema_versions, data, metadata = _batch_columns(events)
-    if len(set(event_ids)) != len(event_ids):
-        raise EventIdConflict(stream_id)  # as bg_append_events: one batch, one id twice
     try:
         inserted = await pool.execute(
             _APPEND_MANY, stream_id, after, event_ids, type_names, schema_versions, data, metadata
@@ -355,8 +353,11 @@ async def _append_many(
         inserted = "INSERT 0 0"
     if inserted != "INSERT 0 0":
         return after + len(events)
-    # Nothing inserted: a retry of this very batch, an id reused, or a version taken. Read in a
+    # Nothing inserted: one id twice in the batch (a conflict, as bg_append_events says), a
+    # retry of this very batch, an id reused, or a version taken. The last three are read in a
     # statement of its own, so a racing append that has committed since is seen.
+    if len(set(event_ids)) != len(event_ids):
+        raise EventIdConflict(stream_id)
     row = await pool.fetchrow(
         _REFUSED_MANY, stream_id, event_ids, type_names, schema_versions, data
     )
