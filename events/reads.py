@@ -26,6 +26,7 @@ reads behind the same horizon, in the same order, for the same reason.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -77,6 +78,22 @@ def to_recorded(rows: Sequence[asyncpg.Record]) -> list[RecordedEvent]:
     """Turn `events` rows (as `COLUMNS` selects them) into RecordedEvents, upcasting old schema
     versions. The events of a call share their metadata, so each distinct value in the rows is
     parsed once and its (frozen) model shared, as events/replay_reads.py does."""
+    # A page of 1,000 events is some 12,000 new container objects, all alive until the page is
+    # returned. With the cyclic collector on, it ran every ~700 of them and kept walking the
+    # page's survivors (and, as they were promoted, the whole heap): half of read_all's time
+    # (bench/README.md, issue 16 item 6). None of these objects can form a cycle, so
+    # collection waits until the page is built: deferred, not skipped. No await in here, so no
+    # other coroutine runs meanwhile; a thread that allocates in these few ms only waits too.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _to_recorded(rows)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _to_recorded(rows: Sequence[asyncpg.Record]) -> list[RecordedEvent]:
     metadata: dict[str, EventMetadata] = {}
     recorded: list[RecordedEvent] = []
     append = recorded.append

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -277,6 +278,30 @@ async def test_a_stored_row_that_no_longer_fits_its_model_is_reported(
     )
     with pytest.raises(InvalidEvent, match="does not fit"):
         await store.read_stream("s-1")
+
+
+async def test_reading_leaves_the_garbage_collector_as_it_found_it(
+    store: EventStore, db: asyncpg.Pool
+) -> None:
+    await store.append("s-1", [bump()], expected_version=ExpectedVersion.NO_STREAM)
+    assert gc.isenabled()
+    assert len(await store.read_stream("s-1")) == 1
+    assert gc.isenabled()
+    gc.disable()  # an application's own choice is kept
+    try:
+        assert len(await store.read_stream("s-1")) == 1
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    await db.execute(
+        "INSERT INTO events (stream_id, version, event_id, type, schema_version, data, metadata)"
+        " VALUES ('s-2', 1, $1, 'TestCounterIncremented', 1, $2, '{}')",
+        uuid.uuid4(),
+        {"counter": "c", "by": "many"},
+    )
+    with pytest.raises(InvalidEvent):
+        await store.read_stream("s-2")
+    assert gc.isenabled()  # also when decoding fails
 
 
 async def test_subscriber_never_skips_an_event_committed_out_of_position_order(
