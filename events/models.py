@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
+import orjson
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from events.errors import InvalidEvent, UnknownEventType
@@ -111,6 +112,23 @@ def decode(type_name: str, schema_version: int, data: JsonDict) -> Event:
         raise InvalidEvent(
             f"stored {type_name} v{schema_version} does not fit its model: {e}"
         ) from e
+
+
+def decode_json(type_name: str, schema_version: int, text: str) -> Event:
+    """`decode` from the stored JSON text: pydantic parses and validates the current schema
+    version in one pass; older versions are parsed, upcast and validated as `decode` does."""
+    cls = model_for(type_name)
+    if schema_version != cls.schema_version:
+        return decode(type_name, schema_version, orjson.loads(text))
+    try:
+        # The validator itself: `model_validate_json` calls it with the same (default) options
+        # after Python-level argument checks that readers would pay once per event.
+        event: Event = cls.__pydantic_validator__.validate_json(text)
+    except ValidationError as e:
+        raise InvalidEvent(
+            f"stored {type_name} v{schema_version} does not fit its model: {e}"
+        ) from e
+    return event
 
 
 def registered_types() -> list[str]:

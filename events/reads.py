@@ -26,13 +26,14 @@ reads behind the same horizon, in the same order, for the same reason.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Sequence
 from typing import NamedTuple
 
 import asyncpg
 
 from events.database import Executor
-from events.models import EventMetadata, RecordedEvent, decode
+from events.models import EventMetadata, RecordedEvent, decode_json
 
 
 class Cursor(NamedTuple):
@@ -64,26 +65,70 @@ def _is_number(text: str, limit: int) -> bool:
 START = Cursor(0, 0)
 
 
-_COLUMNS = (
+# data and metadata as text: pydantic parses and validates each in one pass
+# (`model_validate_json`), which is faster than the jsonb codec's orjson parse followed by
+# validation of the Python values (bench/README.md, issue 16 item 6).
+COLUMNS = (
     "position, transaction_id, stream_id, version, event_id, type, schema_version,"
-    " data, metadata, recorded_at"
+    " data::text AS data, metadata::text AS metadata, recorded_at"
 )
 
 
-def to_recorded(row: asyncpg.Record) -> RecordedEvent:
-    """Turn an `events` row into a RecordedEvent, upcasting old schema versions."""
-    return RecordedEvent(
-        position=row["position"],
-        transaction_id=row["transaction_id"],
-        stream_id=row["stream_id"],
-        version=row["version"],
-        event_id=row["event_id"],
-        type=row["type"],
-        schema_version=row["schema_version"],
-        event=decode(row["type"], row["schema_version"], row["data"]),
-        metadata=EventMetadata.model_validate(row["metadata"]),
-        recorded_at=row["recorded_at"],
-    )
+def to_recorded(rows: Sequence[asyncpg.Record]) -> list[RecordedEvent]:
+    """Turn `events` rows (as `COLUMNS` selects them) into RecordedEvents, upcasting old schema
+    versions. The events of a call share their metadata, so each distinct value in the rows is
+    parsed once and its (frozen) model shared, as events/replay_reads.py does."""
+    # A page of 1,000 events is some 12,000 new container objects, all alive until the page is
+    # returned. With the cyclic collector on, it ran every ~700 of them and kept walking the
+    # page's survivors (and, as they were promoted, the whole heap): half of read_all's time
+    # (bench/README.md, issue 16 item 6). None of these objects can form a cycle, so
+    # collection waits until the page is built: deferred, not skipped. No await in here, so no
+    # other coroutine runs meanwhile; a thread that allocates in these few ms only waits too.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _to_recorded(rows)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _to_recorded(rows: Sequence[asyncpg.Record]) -> list[RecordedEvent]:
+    metadata: dict[str, EventMetadata] = {}
+    recorded: list[RecordedEvent] = []
+    append = recorded.append
+    for row in rows:
+        # Unpacked in one step rather than looked up by name ten times: this loop runs per event.
+        (
+            position,
+            transaction_id,
+            stream_id,
+            version,
+            event_id,
+            type_name,
+            schema_version,
+            data,
+            meta_text,
+            recorded_at,
+        ) = row
+        meta = metadata.get(meta_text)
+        if meta is None:
+            meta = metadata[meta_text] = EventMetadata.model_validate_json(meta_text)
+        append(
+            RecordedEvent(
+                position,
+                transaction_id,
+                stream_id,
+                version,
+                event_id,
+                type_name,
+                schema_version,
+                decode_json(type_name, schema_version, data),
+                meta,
+                recorded_at,
+            )
+        )
+    return recorded
 
 
 def _check_limit(limit: int) -> None:
@@ -92,7 +137,7 @@ def _check_limit(limit: int) -> None:
 
 
 _READ_ALL = f"""
-SELECT {_COLUMNS} FROM events
+SELECT {COLUMNS} FROM events
  WHERE (transaction_id, position) > ($1::xid8, $2::bigint)
    AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
  ORDER BY transaction_id, position
@@ -100,7 +145,7 @@ SELECT {_COLUMNS} FROM events
 """
 
 _READ_ALL_OF_TYPES = f"""
-SELECT {_COLUMNS} FROM events
+SELECT {COLUMNS} FROM events
  WHERE type = ANY($4::text[])
    AND (transaction_id, position) > ($1::xid8, $2::bigint)
    AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
@@ -124,7 +169,7 @@ async def read_all(
         )
     else:
         rows = await executor.fetch(_READ_ALL, after.transaction_id, after.position, limit)
-    return [to_recorded(row) for row in rows]
+    return to_recorded(rows)
 
 
 _HEAD = """
@@ -179,7 +224,7 @@ async def backlog(executor: Executor, *, after: Cursor, types: Sequence[str]) ->
 # meet ORDER BY ... LIMIT early.
 _READ_CALL = f"""
 WITH about AS MATERIALIZED (
-    SELECT {_COLUMNS} FROM events
+    SELECT {COLUMNS} FROM events
      WHERE data ? 'call_id' AND data ->> 'call_id' = $1
 )
 SELECT * FROM about
@@ -196,17 +241,17 @@ async def read_call(
     """Events whose data names `call_id`, after `after` in global order (as `read_all`)."""
     _check_limit(limit)
     rows = await executor.fetch(_READ_CALL, call_id, after.transaction_id, after.position, limit)
-    return [to_recorded(row) for row in rows]
+    return to_recorded(rows)
 
 
 # An event names a booking as `booking_uid`, or as `new_booking_uid` when a reschedule moved it
 # there (indexes `events_booking_uid`, `events_new_booking_uid`); MATERIALIZED as above.
 _READ_BOOKING = f"""
 WITH about AS MATERIALIZED (
-    SELECT {_COLUMNS} FROM events
+    SELECT {COLUMNS} FROM events
      WHERE data ? 'booking_uid' AND data ->> 'booking_uid' = $1
     UNION ALL
-    SELECT {_COLUMNS} FROM events
+    SELECT {COLUMNS} FROM events
      WHERE data ? 'new_booking_uid' AND data ->> 'new_booking_uid' = $1
        AND data ->> 'booking_uid' IS DISTINCT FROM $1
 )
@@ -224,4 +269,4 @@ async def read_booking(
     """Events about Cal.com booking `booking_uid`, after `after` in global order (as `read_all`)."""
     _check_limit(limit)
     args = (booking_uid, after.transaction_id, after.position, limit)
-    return [to_recorded(row) for row in await executor.fetch(_READ_BOOKING, *args)]
+    return to_recorded(await executor.fetch(_READ_BOOKING, *args))

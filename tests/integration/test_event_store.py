@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -13,7 +14,7 @@ from pydantic import ValidationError
 
 from events.database import create_pool
 from events.errors import EventIdConflict, InvalidEvent, UnknownEventType, WrongExpectedVersion
-from events.models import Event, NewEvent, RecordedEvent, register
+from events.models import Event, EventMetadata, NewEvent, RecordedEvent, register
 from events.store import START, Cursor, EventStore, ExpectedVersion
 from tests.conftest import wait_until
 
@@ -199,6 +200,34 @@ async def test_reusing_an_event_id_for_other_content_is_a_conflict(
     assert await count_events(db) == 1
 
 
+@pytest.mark.parametrize("inside", [False, True], ids=["on the pool", "in a transaction"])
+async def test_a_batch_at_an_exact_version_reusing_an_event_id_is_a_conflict(
+    store: EventStore, db: asyncpg.Pool, inside: bool
+) -> None:
+    stored = [bump(1), bump(2)]
+    await store.append("s-1", stored, expected_version=ExpectedVersion.NO_STREAM)
+    reused = NewEvent(CounterIncremented(counter="c", by=99), event_id=stored[0].event_id)
+    twice = bump(5)
+    refused = {
+        "one id stored with other content": ("s-1", [bump(3), reused], 2),
+        "one id twice in the batch": ("s-1", [twice, twice], 2),
+        "the batch stored in another stream": ("s-2", stored, 0),
+        "part of the batch stored": ("s-1", [*stored, bump(3)], 0),
+    }
+    for why, (stream, batch, expected) in refused.items():
+        async with db.acquire() as conn:
+            with pytest.raises(EventIdConflict):
+                if inside:
+                    async with conn.transaction():
+                        await store.append(
+                            stream, batch, expected_version=expected, connection=conn
+                        )
+                else:
+                    await store.append(stream, batch, expected_version=expected)
+        assert await count_events(db) == 2, why
+    assert await store.append("s-1", stored, expected_version=0) == -1  # a retry is no conflict
+
+
 async def test_unknown_event_type_is_refused_and_nothing_is_written(
     store: EventStore, db: asyncpg.Pool
 ) -> None:
@@ -249,6 +278,30 @@ async def test_a_stored_row_that_no_longer_fits_its_model_is_reported(
     )
     with pytest.raises(InvalidEvent, match="does not fit"):
         await store.read_stream("s-1")
+
+
+async def test_reading_leaves_the_garbage_collector_as_it_found_it(
+    store: EventStore, db: asyncpg.Pool
+) -> None:
+    await store.append("s-1", [bump()], expected_version=ExpectedVersion.NO_STREAM)
+    assert gc.isenabled()
+    assert len(await store.read_stream("s-1")) == 1
+    assert gc.isenabled()
+    gc.disable()  # an application's own choice is kept
+    try:
+        assert len(await store.read_stream("s-1")) == 1
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    await db.execute(
+        "INSERT INTO events (stream_id, version, event_id, type, schema_version, data, metadata)"
+        " VALUES ('s-2', 1, $1, 'TestCounterIncremented', 1, $2, '{}')",
+        uuid.uuid4(),
+        {"counter": "c", "by": "many"},
+    )
+    with pytest.raises(InvalidEvent):
+        await store.read_stream("s-2")
+    assert gc.isenabled()  # also when decoding fails
 
 
 async def test_subscriber_never_skips_an_event_committed_out_of_position_order(
@@ -322,6 +375,26 @@ async def test_ten_thousand_events_across_a_thousand_streams_read_back_complete(
     assert all(values == list(range(10)) for values in by_stream.values())
     for stream in ("bulk-0", "bulk-499", "bulk-999"):
         assert [e.version for e in await store.read_stream(stream)] == list(range(1, 11))
+
+
+async def test_each_event_reads_back_its_own_metadata_and_shared_ones_are_equal(
+    store: EventStore,
+) -> None:
+    shared = EventMetadata(correlation_id="call-1", producer="p", channel="phone")
+    metadata = [shared, EventMetadata(correlation_id="call-2"), shared, EventMetadata()]
+    batch = [
+        NewEvent(CounterIncremented(counter="c", by=n), metadata=m) for n, m in enumerate(metadata)
+    ]
+    await store.append("s-meta", batch, expected_version=ExpectedVersion.NO_STREAM)
+
+    async def all_visible() -> bool:
+        return len(await store.read_all()) == 4
+
+    await wait_until(all_visible)
+    for read in (await store.read_all(), await store.read_stream("s-meta")):
+        assert [e.metadata for e in read] == metadata
+        assert [e.event for e in read] == [new.event for new in batch]
+        assert read[0].metadata.model_extra == {"channel": "phone"}
 
 
 async def test_read_all_filters_by_type(store: EventStore) -> None:
