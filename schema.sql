@@ -30,8 +30,9 @@ CREATE INDEX IF NOT EXISTS events_call_id ON events ((data ->> 'call_id'), posit
 CREATE INDEX IF NOT EXISTS events_booking_uid ON events ((data ->> 'booking_uid'), position)
     WHERE data ? 'booking_uid';
 
--- Append a batch, or an event with ANY / STREAM_EXISTS, to one stream in a single round trip.
--- (A single event at an exact version needs no function: events/store.py sends one INSERT.)
+-- Append events with ANY / STREAM_EXISTS, or a batch inside a caller's transaction, to one
+-- stream in a single round trip. (A single event at an exact version, and a batch at an exact
+-- version on the pool, need no function: events/store.py sends one INSERT.)
 -- The unique (stream_id, version) index decides every race: a racing append that took a version
 -- first makes an exact expectation fail with the actual version. ANY and STREAM_EXISTS appends
 -- to one stream take turns under a per-stream lock, and look again when an exact-version writer

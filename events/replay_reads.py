@@ -1,9 +1,8 @@
 """Reading the log fast, for replay: large batches, decoded as cheaply as each use allows.
 
-`read_batch` gives RecordedEvents like `read_all` (events/reads.py), but pydantic parses the
-stored text itself and a batch parses each distinct metadata value once. `read_data_batch` skips
-the models and most columns: it gives each event's data as plain JSON values, for projections
-that write rows with COPY. Stored data was serialised from the current model, so only old schema
+`read_batch` gives RecordedEvents as `read_all` does (events/reads.py, `to_recorded`), in larger
+batches. `read_data_batch` skips the models and most columns: it gives each event's data as
+plain JSON values, for projections that write rows with COPY. Stored data was serialised from the current model, so only old schema
 versions need `decode` and its upcasters (and are dumped back to JSON). The order and horizon are
 `read_all`'s. Replay's speed is in the columns: each query names only what its reader decodes,
 as text where the reader parses the JSON itself.
@@ -28,12 +27,10 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import orjson
-from pydantic import ValidationError
 
 from events.database import Connection
-from events.errors import InvalidEvent
-from events.models import Event, EventMetadata, RecordedEvent, decode, model_for
-from events.reads import Cursor
+from events.models import RecordedEvent, decode, model_for
+from events.reads import COLUMNS, Cursor, to_recorded
 
 _COUNT = "SELECT count(*) FROM events WHERE type = ANY($1::text[])"
 
@@ -189,12 +186,6 @@ async def read_data_at(
     return _logged(rows, types)
 
 
-_COLUMNS = (
-    "position, transaction_id, stream_id, version, event_id, type, schema_version,"
-    " data::text AS data, metadata::text AS metadata, recorded_at"
-)
-
-
 async def read_batch(
     connection: Connection,
     *,
@@ -204,39 +195,6 @@ async def read_batch(
     behind_horizon: bool = True,
 ) -> list[RecordedEvent]:
     """Up to `limit` events of `types` after `after`, in (transaction id, position) order."""
-    query = _query(_COLUMNS, types, behind_horizon)
+    query = _query(COLUMNS, types, behind_horizon)
     rows = await connection.fetch(query, after.transaction_id, after.position, list(types), limit)
-    metadata: dict[str, EventMetadata] = {}
-    events: list[RecordedEvent] = []
-    for row in rows:
-        meta_text: str = row["metadata"]
-        meta = metadata.get(meta_text)
-        if meta is None:
-            meta = metadata[meta_text] = EventMetadata.model_validate_json(meta_text)
-        events.append(
-            RecordedEvent(
-                position=row["position"],
-                transaction_id=row["transaction_id"],
-                stream_id=row["stream_id"],
-                version=row["version"],
-                event_id=row["event_id"],
-                type=row["type"],
-                schema_version=row["schema_version"],
-                event=_decode(row["type"], row["schema_version"], row["data"]),
-                metadata=meta,
-                recorded_at=row["recorded_at"],
-            )
-        )
-    return events
-
-
-def _decode(type_name: str, schema_version: int, text: str) -> Event:
-    cls = model_for(type_name)
-    if schema_version != cls.schema_version:
-        return decode(type_name, schema_version, orjson.loads(text))
-    try:
-        return cls.model_validate_json(text)
-    except ValidationError as e:
-        raise InvalidEvent(
-            f"stored {type_name} v{schema_version} does not fit its model: {e}"
-        ) from e
+    return to_recorded(rows)
