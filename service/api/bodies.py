@@ -39,6 +39,10 @@ async def read_body(request: web.Request, *, max_size: int | None = None) -> byt
     for this route (webhooks).
     """
     source = request if max_size is None else request.clone(client_max_size=max_size)
+    if source.content.is_eof():
+        # Every byte has arrived (a small body comes with its headers): reading cannot wait,
+        # so no timer is armed and cancelled for it.
+        return await source.read()
     try:
         async with asyncio.timeout(request.app[SETTINGS].body_timeout_seconds):
             return await source.read()
