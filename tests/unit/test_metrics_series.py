@@ -30,15 +30,15 @@ def test_each_request_is_counted_under_its_own_labels() -> None:
     ]:
         metrics.observe_http(method, route, status, 0.004)
     counts = _samples(metrics, "booking_guard_http_requests_total")
-    route = ("route", "/v1/booking-attempts")
+    path = ("route", "/v1/booking-attempts")
     assert counts == {
-        (("method", "POST"), route, ("status", "201")): 2.0,
-        (("method", "POST"), route, ("status", "409")): 1.0,
-        (("method", "GET"), route, ("status", "201")): 1.0,
-        (("method", "OTHER"), route, ("status", "201")): 2.0,
+        (("method", "POST"), path, ("status", "201")): 2.0,
+        (("method", "POST"), path, ("status", "409")): 1.0,
+        (("method", "GET"), path, ("status", "201")): 1.0,
+        (("method", "OTHER"), path, ("status", "201")): 2.0,
     }
     seconds = _samples(metrics, "booking_guard_http_request_duration_seconds_count")
-    assert seconds[(("method", "POST"), route)] == 3.0
+    assert seconds[(("method", "POST"), path)] == 3.0
 
 
 def test_each_outcome_is_counted_under_its_own_labels() -> None:
