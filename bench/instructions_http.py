@@ -27,11 +27,13 @@ import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.http_ceilings import LADDER, TWO_STATEMENTS
 from bench.http_service import running_service
 from bench.http_world import Load, load_generator, simulator_process
+from bench.report import RESULTS_DIR
 from bench.server import bench_database, server_dsn
 
 SIDES = ("booking-guard", "booking-guard idle", "two-statement rung")
@@ -108,17 +110,24 @@ def main(seconds: float) -> None:
         counts = {side: _run_side(side, seconds, Path(out)) for side in SIDES}
     _, idle_seconds, idle = counts["booking-guard idle"]
     per_attempt = {}
+    lines = [f"# Instructions per attempt, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC", ""]
     for side in ("booking-guard", "two-statement rung"):
         attempts, elapsed, instructions = counts[side]
         background = idle / idle_seconds * elapsed if side == "booking-guard" else 0.0
         per_attempt[side] = (instructions - background) / attempts
-        print(
+        lines.append(
             f"{side}: {attempts} attempts in {elapsed:.1f} s, {instructions:,} instructions,"
             f" {background:,.0f} of them background at the idle rate:"
             f" {per_attempt[side]:,.0f} per attempt"
         )
     ratio = per_attempt["booking-guard"] / per_attempt["two-statement rung"]
-    print(f"booking-guard ÷ two-statement rung, instructions per attempt: {ratio:.2f}")
+    lines.append(f"booking-guard ÷ two-statement rung, instructions per attempt: {ratio:.2f}")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    RESULTS_DIR.mkdir(exist_ok=True)
+    path = RESULTS_DIR / f"instructions-http-{datetime.now(UTC):%Y-%m-%dT%H%M%SZ}.txt"
+    path.write_text(text)
+    print(f"wrote {path}", file=sys.stderr)
 
 
 if __name__ == "__main__":
