@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -69,9 +70,15 @@ def production_logging(settings: Settings) -> Iterator[None]:
     handlers, level = list(root.handlers), root.level
     with open(os.devnull, "w") as sink:
         handler = configure_logging(settings, stream=sink)
+        # Errors also reach the bench's stderr, so that a 500 in a phase says why it happened;
+        # a record below ERROR costs this handler one level comparison.
+        errors = logging.StreamHandler(sys.stderr)
+        errors.setLevel(logging.ERROR)
+        root.addHandler(errors)
         try:
             yield
         finally:
+            root.removeHandler(errors)
             root.removeHandler(handler)
             for old in handlers:
                 root.addHandler(old)

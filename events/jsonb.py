@@ -34,3 +34,22 @@ def unstorable(value: Any, *, max_depth: int = MAX_DEPTH) -> str | None:
             return f"it nests arrays and objects deeper than {max_depth} levels"
         stack.extend((child, depth + 1) for child in children)
     return None
+
+
+def plainly_storable(raw: bytes, *, max_depth: int = MAX_DEPTH) -> bool:
+    """True when the JSON text `raw` shows by itself that `unstorable` finds nothing in any value
+    parsed from it (False: it may or may not; walk the value).
+
+    Bytes searches in C instead of a walk in Python over every item: in JSON text a NUL can
+    only be written `\\u0000` (a raw control character is invalid), and no value nests deeper
+    than the number of `[` and `{` in the text, quoted ones included.
+    """
+    return b"\\u0000" not in raw and raw.count(b"[") + raw.count(b"{") <= max_depth
+
+
+def unstorable_json(raw: bytes, value: Any, *, max_depth: int = MAX_DEPTH) -> str | None:
+    """`unstorable(value)` for `value` parsed from `raw`, skipping the walk when the text shows
+    the answer (`plainly_storable`)."""
+    if plainly_storable(raw, max_depth=max_depth):
+        return None
+    return unstorable(value, max_depth=max_depth)

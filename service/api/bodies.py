@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from events.jsonb import unstorable
+from events.jsonb import unstorable_json
 from service.api.keys import SETTINGS
 
 # The booking body nests three levels and Cal.com's webhook bodies about six; deeper input is
@@ -23,9 +23,10 @@ class UnsafeJson(ValueError):
     """JSON that parses but that booking-guard will not take."""
 
 
-def check_json(value: Any, *, max_depth: int = MAX_JSON_DEPTH) -> None:
-    """Raise UnsafeJson when `value` nests deeper than `max_depth` or holds a NUL character."""
-    problem = unstorable(value, max_depth=max_depth)
+def check_json(raw: bytes, value: Any, *, max_depth: int = MAX_JSON_DEPTH) -> None:
+    """Raise UnsafeJson when `value`, parsed from `raw`, nests deeper than `max_depth` or holds a
+    NUL character."""
+    problem = unstorable_json(raw, value, max_depth=max_depth)
     if problem is not None:
         raise UnsafeJson(problem.replace("it nests", "body nests"))
 
@@ -38,6 +39,10 @@ async def read_body(request: web.Request, *, max_size: int | None = None) -> byt
     for this route (webhooks).
     """
     source = request if max_size is None else request.clone(client_max_size=max_size)
+    if source.content.is_eof():
+        # Every byte has arrived (a small body comes with its headers): reading cannot wait,
+        # so no timer is armed and cancelled for it.
+        return await source.read()
     try:
         async with asyncio.timeout(request.app[SETTINGS].body_timeout_seconds):
             return await source.read()
@@ -55,7 +60,7 @@ def parse_json(raw: bytes) -> Any:
     except orjson.JSONDecodeError as e:
         raise web.HTTPBadRequest(reason=f"body is not valid UTF-8 JSON: {e}") from e
     try:
-        check_json(value)
+        check_json(raw, value)
     except UnsafeJson as e:
         raise web.HTTPBadRequest(reason=str(e)) from e
     return value

@@ -17,7 +17,7 @@ import aiohttp
 import orjson
 from pydantic import ValidationError
 
-from events.jsonb import unstorable
+from events.jsonb import plainly_storable, unstorable
 from service.calcom.account import CalcomAccount
 from service.calcom.errors import calcom_error, retry_after_seconds
 from service.calcom.event_types import EVENT_TYPES_API_VERSION, CalcomEventType
@@ -65,6 +65,9 @@ class _Answer:
     status: int
     headers: Mapping[str, str]
     body: Any
+    # The text alone shows that every value in the body can be kept in the ledger's jsonb
+    # (events.jsonb.plainly_storable): its bookings need no walk of their own (`_parse_booking`).
+    storable: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,8 +150,8 @@ class HttpCalcomClient:
 
     async def create_booking(self, request: CreateBooking) -> CalcomBooking:
         """`POST /v2/bookings`: a new booking, or the one Cal.com chose to return instead."""
-        body = await self._call("POST", "/bookings", "/v2/bookings", json=request.to_calcom())
-        return _booking(body)
+        answer = await self._call("POST", "/bookings", "/v2/bookings", json=request.to_calcom())
+        return _booking(answer)
 
     async def find_bookings(
         self, *, attendee_email: str, event_type_id: int, start: datetime
@@ -164,8 +167,7 @@ class HttpCalcomClient:
             "sortStart": "asc",
             "take": "100",
         }
-        body = await self._call("GET", "/bookings", "/v2/bookings", params=params)
-        bookings = _bookings(body)
+        bookings = _bookings(await self._call("GET", "/bookings", "/v2/bookings", params=params))
         wanted = to_calcom_time(start)  # Cal.com keeps milliseconds
         return [b for b in bookings if b.start is not None and to_calcom_time(b.start) == wanted]
 
@@ -191,10 +193,11 @@ class HttpCalcomClient:
         found: dict[str, CalcomBooking] = {}
         skip = 0
         while True:
-            body = await self._call(
+            answer = await self._call(
                 "GET", "/bookings", "/v2/bookings", params=params | {"skip": str(skip)}
             )
-            page = _bookings(body)
+            page = _bookings(answer)
+            body = answer.body
             for booking in page:
                 found.setdefault(booking.uid, booking)
             pagination = body.get("pagination") if isinstance(body, dict) else None
@@ -205,7 +208,7 @@ class HttpCalcomClient:
 
     async def get_me(self) -> CalcomAccount:
         """`GET /v2/me`: the user this API key belongs to."""
-        body = await self._call("GET", "/me", "/v2/me")
+        body = (await self._call("GET", "/me", "/v2/me")).body
         data = body.get("data") if isinstance(body, dict) else None
         try:
             return CalcomAccount.from_calcom(data if isinstance(data, dict) else {})
@@ -217,12 +220,13 @@ class HttpCalcomClient:
 
     async def get_event_type(self, event_type_id: int) -> CalcomEventType:
         """`GET /v2/event-types/{id}` (cal-api-version 2024-06-14): what kind of type it is."""
-        body = await self._call(
+        answer = await self._call(
             "GET",
             f"/event-types/{int(event_type_id)}",
             "/v2/event-types/{id}",
             version=EVENT_TYPES_API_VERSION,
         )
+        body = answer.body
         data = body.get("data") if isinstance(body, dict) else None
         try:
             return CalcomEventType.from_calcom(data if isinstance(data, dict) else {})
@@ -246,10 +250,10 @@ class HttpCalcomClient:
             "end": to_calcom_time(end),
             "timeZone": time_zone,
         }
-        body = await self._call(
+        answer = await self._call(
             "GET", "/slots", "/v2/slots", params=params, version=SLOTS_API_VERSION
         )
-        starts = slot_starts(body)
+        starts = slot_starts(answer.body)
         if starts is None:
             log.warning("Cal.com answered GET /v2/slots without slots by date")
             raise CalcomUnavailable(
@@ -259,16 +263,15 @@ class HttpCalcomClient:
 
     async def get_booking(self, uid: str) -> CalcomBooking:
         """`GET /v2/bookings/{uid}`."""
-        body = await self._call("GET", f"/bookings/{_segment(uid)}", "/v2/bookings/{uid}")
-        return _booking(body)
+        return _booking(await self._call("GET", f"/bookings/{_segment(uid)}", "/v2/bookings/{uid}"))
 
     async def cancel_booking(self, uid: str, *, reason: str | None = None) -> CalcomBooking:
         """`POST /v2/bookings/{uid}/cancel`; Cal.com frees the slot."""
         payload = {} if reason is None else {"cancellationReason": reason}
-        body = await self._call(
+        answer = await self._call(
             "POST", f"/bookings/{_segment(uid)}/cancel", "/v2/bookings/{uid}/cancel", json=payload
         )
-        return _booking(body)
+        return _booking(answer)
 
     async def reschedule_booking(
         self, uid: str, *, start: datetime, reason: str | None = None
@@ -278,8 +281,9 @@ class HttpCalcomClient:
         if reason is not None:
             payload["reschedulingReason"] = reason
         path = f"/bookings/{_segment(uid)}/reschedule"
-        body = await self._call("POST", path, "/v2/bookings/{uid}/reschedule", json=payload)
-        return _booking(body)
+        return _booking(
+            await self._call("POST", path, "/v2/bookings/{uid}/reschedule", json=payload)
+        )
 
     async def _call(
         self,
@@ -290,8 +294,8 @@ class HttpCalcomClient:
         json: dict[str, Any] | None = None,
         params: dict[str, str] | None = None,
         version: str = API_VERSION,
-    ) -> Any:
-        """One logical call: up to `max_attempts` requests; the parsed body of the 2xx answer."""
+    ) -> _Answer:
+        """One logical call: up to `max_attempts` requests; the 2xx answer, its body parsed."""
         uncertain = False
         for attempt in range(1, self._max_attempts + 1):
             if attempt > 1:
@@ -328,8 +332,8 @@ class HttpCalcomClient:
         json: dict[str, Any] | None,
         params: dict[str, str] | None,
         version: str,
-    ) -> Any:
-        """One request: the parsed body of a 2xx answer, else a `_Failure`."""
+    ) -> _Answer | _Failure:
+        """One request: a 2xx answer with its body parsed, else a `_Failure`."""
         if self._budget is not None:
             try:
                 await self._budget.take()
@@ -368,7 +372,7 @@ class HttpCalcomClient:
                     code="invalid_response",
                 )
                 return _Failure(error, retryable=False, maybe_written=True)
-            return answer.body
+            return answer
         wait = retry_after_seconds(answer.headers)
         if answer.status == 429 and wait is None:
             # Cal.com sends no Retry-After; its reset header says when the block ends.
@@ -414,7 +418,9 @@ class HttpCalcomClient:
             allow_redirects=False,
         ) as response:
             raw = await response.read()
-            return _Answer(response.status, response.headers, _json_or_none(raw))
+            body = _json_or_none(raw)
+            storable = body is not None and plainly_storable(raw, max_depth=MAX_ANSWER_DEPTH)
+            return _Answer(response.status, response.headers, body, storable)
 
     def _log_failure(
         self, method: str, route: str, attempt: int, error: CalcomError, *, retrying: bool
@@ -497,7 +503,8 @@ def _segment(uid: str) -> str:
     return quote(uid, safe="")
 
 
-def _booking(body: Any) -> CalcomBooking:
+def _booking(answer: _Answer) -> CalcomBooking:
+    body = answer.body
     data = body.get("data") if isinstance(body, dict) else None
     if isinstance(data, list):
         # A recurring event type answers a create with one booking per occurrence. Cal.com has
@@ -512,14 +519,17 @@ def _booking(body: Any) -> CalcomBooking:
     if not isinstance(data, dict):
         # A recurring booking answers with a list; booking-guard books single events only.
         raise _unreadable("Cal.com answered without a single booking in `data`")
-    return _parse_booking(data)
+    return _parse_booking(data, storable=answer.storable)
 
 
-def _bookings(body: Any) -> list[CalcomBooking]:
+def _bookings(answer: _Answer) -> list[CalcomBooking]:
+    body = answer.body
     data = body.get("data") if isinstance(body, dict) else None
     if not isinstance(data, list):
         raise _unreadable("Cal.com answered GET /v2/bookings without a list")
-    return [_parse_booking(item) for item in data if isinstance(item, dict)]
+    return [
+        _parse_booking(item, storable=answer.storable) for item in data if isinstance(item, dict)
+    ]
 
 
 # The answer is kept whole in the ledger (jsonb): it cannot hold NUL, and nothing Cal.com sends
@@ -527,8 +537,10 @@ def _bookings(body: Any) -> list[CalcomBooking]:
 MAX_ANSWER_DEPTH = 32
 
 
-def _parse_booking(data: dict[str, Any]) -> CalcomBooking:
-    problem = unstorable(data, max_depth=MAX_ANSWER_DEPTH)
+def _parse_booking(data: dict[str, Any], *, storable: bool) -> CalcomBooking:
+    """`data` as a booking, or CalcomInvalidResponse; `storable`: the answer's text already
+    showed that nothing in it is too deep or holds a NUL, so it is not walked again."""
+    problem = None if storable else unstorable(data, max_depth=MAX_ANSWER_DEPTH)
     if problem is not None:
         raise _unreadable(f"Cal.com answered with a booking we cannot keep: {problem}")
     try:

@@ -143,13 +143,26 @@ class Metrics:
         for kind in ("status_drift_applied", "status_drift", "unguarded"):
             self.drift.labels(kind)
         self.ledger = LedgerMetrics(cache_seconds=ledger_cache_seconds)
+        # The series of each label set seen, so a request looks its series up once.
+        self._http_series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._outcome_series: dict[tuple[str, str | None, str | None], Counter] = {}
         r.register(self.ledger)
 
     def observe_http(self, method: str, route: str, status: int, seconds: float) -> None:
         """One answered HTTP request."""
-        method = method if method in _METHODS else "OTHER"
-        self.http_requests.labels(method, route, str(status)).inc()
-        self.http_seconds.labels(method, route).observe(seconds)
+        series = self._http_series.get((method, route, status))
+        if series is None:
+            # `labels()` checks and joins its values under a lock on every call: each label set
+            # is looked up once, then its two series are kept (routes are templates and methods
+            # a fixed set, so this stays as small as the exposition itself).
+            known = method if method in _METHODS else "OTHER"
+            series = (
+                self.http_requests.labels(known, route, str(status)),
+                self.http_seconds.labels(known, route),
+            )
+            self._http_series[(method, route, status)] = series
+        series[0].inc()
+        series[1].observe(seconds)
 
     def observe_calcom(
         self, method: str, route: str, status: int | None, seconds: float, attempt: int, /
@@ -164,7 +177,12 @@ class Metrics:
 
     def observe_outcome(self, status: str, guard: str | None, reason: str | None, /) -> None:
         """The booking workflow's observer: an outcome this process has just recorded."""
-        self.outcomes.labels(status, guard or "", reason or "").inc()
+        series = self._outcome_series.get((status, guard, reason))
+        if series is None:
+            series = self._outcome_series[(status, guard, reason)] = self.outcomes.labels(
+                status, guard or "", reason or ""
+            )
+        series.inc()
         if reason == "calcom_auth_failed":
             self.calcom_auth_failures.inc()
 

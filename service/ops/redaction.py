@@ -36,6 +36,25 @@ _SECRET_FIELD = re.compile(
 )
 _API_KEY = re.compile(r"\b(?:cal_(?:live_|test_)?[A-Za-z0-9]{8,}|key_[A-Za-z0-9]{16,})\b")
 _DSN_PASSWORD = re.compile(r"(postgres(?:ql)?://[^:/@\s]+:)[^@\s]+@")
+# What each pattern above cannot match without: "bearer"/"basic" in any case (_BEARER), ":" or
+# "=" (_SECRET_FIELD, _DSN_PASSWORD, _PHONE_FIELD), "cal_"/"key_" (_API_KEY), "+" or "00"
+# (_PHONE), "@" (_EMAIL). Text with none of them is returned as it is: most of a log line (ids,
+# routes, statuses) is such text, and the patterns cost tens of microseconds a string even when
+# they find nothing (_EMAIL tries every start for a 64-character local part), which made the
+# access line the largest single cost of a booking's own Python (bench/README.md, issue 16
+# item 3). Only "b" and "B" match `(?i)b` in Python's re, so a text without either cannot hold
+# the word _BEARER looks for, and the case-blind search runs only on text that has one.
+_TRIGGERS = ("@", ":", "=", "+", "00", "cal_", "key_")
+_AUTH_WORD = re.compile(r"(?i)bearer|basic")
+
+
+def may_be_sensitive(text: str) -> bool:
+    """False only when no pattern of `Redactor.text` can match anything in `text`."""
+    for trigger in _TRIGGERS:
+        if trigger in text:
+            return True
+    return ("b" in text or "B" in text) and _AUTH_WORD.search(text) is not None
+
 
 SECRET_KEYS = frozenset(
     {
@@ -81,13 +100,9 @@ class Redactor:
         """`text` with secrets removed and e-mail addresses and phone numbers masked."""
         for secret in self._secrets:
             text = text.replace(secret, REDACTED)
-        text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
-        text = _SECRET_FIELD.sub(lambda m: f"{m.group(1)}{REDACTED}", text)
-        text = _API_KEY.sub(REDACTED, text)
-        text = _DSN_PASSWORD.sub(r"\1***@", text)
-        text = _PHONE_FIELD.sub(lambda m: f"{m.group(1)}{mask_phone(m.group(2))}", text)
-        text = _PHONE.sub(lambda m: mask_phone(m.group(0)), text)
-        return _EMAIL.sub(mask_email, text)
+        if not may_be_sensitive(text):
+            return text
+        return _masked(text)
 
     def value(self, key: str, value: Any) -> Any:
         """A structured field's value, redacted by its key and its content."""
@@ -105,3 +120,14 @@ class Redactor:
         if isinstance(value, bool | int | float) or value is None:
             return value
         return self.text(str(value))
+
+
+def _masked(text: str) -> str:
+    """Every pattern applied in turn: `Redactor.text` once the configured secrets are out."""
+    text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+    text = _SECRET_FIELD.sub(lambda m: f"{m.group(1)}{REDACTED}", text)
+    text = _API_KEY.sub(REDACTED, text)
+    text = _DSN_PASSWORD.sub(r"\1***@", text)
+    text = _PHONE_FIELD.sub(lambda m: f"{m.group(1)}{mask_phone(m.group(2))}", text)
+    text = _PHONE.sub(lambda m: mask_phone(m.group(0)), text)
+    return _EMAIL.sub(mask_email, text)
