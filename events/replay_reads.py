@@ -2,10 +2,10 @@
 
 `read_batch` gives RecordedEvents as `read_all` does (events/reads.py, `to_recorded`), in larger
 batches. `read_data_batch` skips the models and most columns: it gives each event's data as
-plain JSON values, for projections that write rows with COPY. Stored data was serialised from the current model, so only old schema
-versions need `decode` and its upcasters (and are dumped back to JSON). The order and horizon are
-`read_all`'s. Replay's speed is in the columns: each query names only what its reader decodes,
-as text where the reader parses the JSON itself.
+plain JSON values, for projections that write rows with COPY. Stored data was serialised from
+the current model, so only old schema versions need `decode` and its upcasters (and are dumped
+back to JSON). The order and horizon are `read_all`'s. Replay's speed is in the columns: each
+query names only what its reader decodes, as text where the reader parses the JSON itself.
 
 Every read is a merge of one ordered index scan per type (`_ordered`): `type = ANY(...)` made
 PostgreSQL walk the whole log in `events_transaction_order` and drop the other types' rows
