@@ -3,7 +3,8 @@ the ladder's two-statement rung at 1 and 2 workers.
 
 Unlike http_throughput (the service in the benchmark's process), this starts the real command
 as `serve` runs in production, in a process of its own (`python -m service.cli.main serve
---workers N`, JSON logs to /dev/null) on the benchmark's database, with the simulator and the
+--workers N`, JSON logs to a file, kept in bench/results/ when its phase fails) on the
+benchmark's database, with the simulator and the
 load generator in theirs, 64 producers at Cal.com 0 ms as in http_throughput. Both worker counts
 run in each run, alternating which goes first, so the ratio 2 ÷ 1 is paired under one load.
 On 2 cores shared with the simulator, the load generator and PostgreSQL, 2 workers cannot
@@ -21,11 +22,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
@@ -34,6 +38,7 @@ from bench.harness import Context, Figure, Samples
 from bench.http_ceilings import TWO_STATEMENTS
 from bench.http_overhead import phase_seconds
 from bench.http_world import BENCH_RATE_LIMIT, Load, load_generator, simulator_process
+from bench.report import RESULTS_DIR
 
 BUDGET_SECONDS = 420
 PRODUCERS = 64
@@ -50,10 +55,14 @@ def _free_port() -> int:
 
 
 @asynccontextmanager
-async def serve(dsn: str, calcom_url: str, workers: int) -> AsyncIterator[str]:
-    """`booking-guard serve --workers N` on a free port until the block ends (SIGTERM)."""
+async def serve(dsn: str, calcom_url: str, workers: int, log: Path) -> AsyncIterator[str]:
+    """`booking-guard serve --workers N` on a free port until the block ends (SIGTERM).
+
+    Its stdout and stderr (the JSON log) go to `log`, so that a wrong answer can be explained.
+    """
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOOKING_GUARD_")}
+    log_file = log.open("wb")
     env.update(
         DATABASE_URL=dsn,
         CALCOM_API_KEY="cal_bench",
@@ -75,9 +84,10 @@ async def serve(dsn: str, calcom_url: str, workers: int) -> AsyncIterator[str]:
         cwd=ROOT,
         env=env,
         stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
+        stdout=log_file,
+        stderr=asyncio.subprocess.STDOUT,
     )
+    log_file.close()  # the child has its own descriptor
     url = f"http://127.0.0.1:{port}"
     try:
         await _healthy(url, process, workers)
@@ -94,10 +104,13 @@ async def serve(dsn: str, calcom_url: str, workers: int) -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def ladder(dsn: str, calcom_url: str, workers: int) -> AsyncIterator[str]:
-    """The two-statement rung served by `workers` processes on one port until the block ends."""
+async def ladder(dsn: str, calcom_url: str, workers: int, log: Path) -> AsyncIterator[str]:
+    """The two-statement rung served by `workers` processes on one port until the block ends.
+
+    Their stderr goes to `log`."""
     port = _free_port()
     env = {**os.environ, "DATABASE_URL": dsn, "CALCOM_BASE_URL": calcom_url}
+    log_file = log.open("wb")
     processes = [
         await asyncio.create_subprocess_exec(
             sys.executable,
@@ -111,9 +124,11 @@ async def ladder(dsn: str, calcom_url: str, workers: int) -> AsyncIterator[str]:
             env=env,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
+            stderr=log_file,
         )
         for _ in range(workers)
     ]
+    log_file.close()
     url = f"http://127.0.0.1:{port}"
     try:
         await _all_answer(url, processes)
@@ -175,6 +190,14 @@ async def _healthy(url: str, process: asyncio.subprocess.Process, workers: int) 
     await asyncio.sleep(1.0)  # the last worker's startup (migrations check, recovery) settles
 
 
+def _keep_log(log: Path, what: str) -> Path:
+    """The failed phase's server log, copied to bench/results/ where it outlives the run."""
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H%M%SZ")
+    kept = RESULTS_DIR / f"http-workers-{stamp}-{what}.log"
+    shutil.copyfile(log, kept)
+    return kept
+
+
 SERVE, RUNG = "serve", "rung"
 SERVERS = {SERVE: serve, RUNG: ladder}
 
@@ -193,21 +216,27 @@ async def run(ctx: Context) -> list[Figure]:
         for run_index in range(ctx.runs):
             order = phases if run_index % 2 == 0 else list(reversed(phases))
             for server, workers in order:
-                async with SERVERS[server](ctx.dsn, simulator.base_url, workers) as url:
-                    await simulator.reset(latency_ms=0)  # a fresh calendar for the phase
-                    result = await load.run(
-                        Load(
-                            url,
-                            producers=PRODUCERS,
-                            seconds=phase_seconds(ctx),
-                            warmup=0.5,
-                            tag=f"w{run_index}{server}{workers}x{time.monotonic_ns()}",
-                        )
-                    )
                 name = _name(server, workers)
-                wrong = sorted({a.status for a in result.answers if a.status != 201})
-                if wrong:
-                    raise AssertionError(f"{name}: answers other than 201: {wrong}")
+                with tempfile.TemporaryDirectory(prefix="bench-http-workers-") as scratch:
+                    log = Path(scratch) / "server.log"
+                    async with SERVERS[server](ctx.dsn, simulator.base_url, workers, log) as url:
+                        await simulator.reset(latency_ms=0)  # a fresh calendar for the phase
+                        result = await load.run(
+                            Load(
+                                url,
+                                producers=PRODUCERS,
+                                seconds=phase_seconds(ctx),
+                                warmup=0.5,
+                                tag=f"w{run_index}{server}{workers}x{time.monotonic_ns()}",
+                            )
+                        )
+                    wrong = sorted({a.status for a in result.answers if a.status != 201})
+                    if wrong:
+                        kept = _keep_log(log, f"{server}{workers}")
+                        ctx.progress(f"http_workers: {name}: {wrong}; the server's log: {kept}")
+                        raise AssertionError(
+                            f"{name}: answers other than 201: {wrong} (server log: {kept})"
+                        )
                 samples.add(name, result.rate)
                 ctx.progress(
                     f"http_workers run {run_index + 1}: {server}, {workers} workers:"

@@ -109,9 +109,12 @@ class SharedCalcomBudget:
         async with self._lease_lock:  # one lease at a time per process
             if self._spend():
                 return
-            await self._lease()
-            if not self._spend():
-                raise AssertionError("a lease that grants requests leaves a token")
+            # This request is one of the lease's grant, whatever the clock says by the time
+            # the answer is back: the window it was granted in may end while the statement is
+            # in flight (sent in the window's last moments, a slow round trip or a wait for
+            # another process's lease under load), and the grant is counted in that window.
+            # The rest of the grant is spent by `_spend` only while the window lasts.
+            self._tokens = await self._lease() - 1
 
     def _spend(self) -> bool:
         if self._tokens > 0 and self._tokens_until is not None:
@@ -121,15 +124,18 @@ class SharedCalcomBudget:
             self._tokens = 0  # leased for a window that has ended
         return False
 
-    async def _lease(self) -> None:
+    async def _lease(self) -> int:
+        """Lease a batch of the key's current window: the requests granted (at least one),
+        or CalcomRateLimited."""
         now = self._clock.now()
         row = await self._pool.fetchrow(
             _LEASE, self._hash, self._limit, now, WINDOW, min(self._batch, self._limit)
         )
         assert row is not None
-        if row["last_grant"] > 0:
-            self._tokens, self._tokens_until = row["last_grant"], row["window_ends_at"]
-            return
+        granted: int = row["last_grant"]
+        if granted > 0:
+            self._tokens_until = row["window_ends_at"]
+            return granted
         blocked_until = row["blocked_until"]
         until = (
             blocked_until
