@@ -127,12 +127,14 @@ async def fill_appointments(ctx: Context) -> None:
             """
             INSERT INTO appointments (appointment_id, booking_uid, booking_id, call_id,
                                       attempt_id, event_type_id, start_at, end_at,
-                                      attendee_name, attendee_email, confirmed_at, updated_at)
+                                      attendee_name, attendee_email, confirmed_at, updated_at,
+                                      origin_uid)
             SELECT gen_random_uuid(), 'bench' || lpad(n::text, 17, '0'), n,
                    CASE WHEN n = 0 THEN $1 ELSE 'call_' || md5(n::text) END,
                    gen_random_uuid(), 1002, $2::timestamptz + n * interval '30 minutes',
                    $2::timestamptz + (n + 1) * interval '30 minutes',
-                   'Hansi Sputer', 'termin@example.com', $3, $3
+                   'Hansi Sputer', 'termin@example.com', $3, $3,
+                   'bench' || lpad(n::text, 17, '0')
               FROM generate_series(0, $4 - 1) AS n
             """,
             OTHER_CALL,
