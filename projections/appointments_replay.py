@@ -16,15 +16,18 @@ what was appended during the fill on top of the copied twins.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final
 
 import asyncpg
 
-from events.models import RecordedEvent
+from events import replay_reads
+from events.models import RecordedEvent, model_for
 from events.replay_reads import LoggedData
-from events.store import Connection
+from events.store import Connection, Cursor
 from projections import appointments
 from projections.projection import Projection
 
@@ -294,11 +297,128 @@ class Fold:
         return [tuple(row) for row in self.appointments.values()]
 
 
-class AppointmentsReplayer:
-    """One rebuild's fill: fold each batch in memory, COPY both twins at the end."""
+# The split (`AppointmentsReplayer.start`). Events relate booking uids only through
+# `booking_uid` (every type) and `new_booking_uid` (BookingRescheduled): the fold's keys. A uid
+# that one current-version BookingConfirmed names and nothing else names ("lone") makes one
+# booking_states row and one appointment, each a function of that event alone (Fold.confirm's
+# fast path: the fact makes the state, the settle renames the status), so PostgreSQL writes
+# them itself. Every other uid is "shared" and folded here from its events.
+_SHARED_TABLE: Final = "bg_replay_shared"
+_SHARED: Final = f"pg_temp.{_SHARED_TABLE}"
+_CONFIRMATION: Final = "BookingConfirmed"
 
-    def __init__(self) -> None:
+
+def _shared_statement() -> str:
+    logged = replay_reads.logged_upto("$1", "$2", "$3")
+    return f"""
+WITH logged AS NOT MATERIALIZED ({logged}
+), named AS MATERIALIZED (
+  SELECT l.position, l.schema_version <> c.version AS older,
+         l.type = '{_CONFIRMATION}' AND l.schema_version = c.version AS confirmation,
+         l.data ->> 'booking_uid' AS uid, l.data ->> 'new_booking_uid' AS new_uid
+    FROM logged AS l JOIN unnest($1::text[], $4::int[]) AS c(type, version) ON c.type = l.type
+), shared AS (
+  INSERT INTO {_SHARED} (uid)
+  SELECT uid FROM (
+    SELECT uid, confirmation FROM named WHERE uid IS NOT NULL
+    UNION ALL
+    SELECT new_uid, false FROM named WHERE new_uid IS NOT NULL
+  ) AS n
+  GROUP BY uid HAVING count(*) > 1 OR NOT bool_and(confirmation)
+)
+SELECT position FROM named WHERE older ORDER BY position
+"""
+
+
+def _lone_statement(table: str, states: str) -> str:
+    logged = replay_reads.logged_upto("$1", "$2", "$3")
+    return f"""
+WITH logged AS NOT MATERIALIZED ({logged}
+), lone AS MATERIALIZED (
+  SELECT (d ->> 'appointment_id')::uuid AS appointment_id, d ->> 'booking_uid' AS uid,
+         (d ->> 'booking_id')::bigint AS booking_id, d ->> 'call_id' AS call_id,
+         (d ->> 'attempt_id')::uuid AS attempt_id, (d ->> 'event_type_id')::bigint AS event_type_id,
+         (d ->> 'start')::timestamptz AS start_at, (d ->> 'end')::timestamptz AS end_at,
+         d ->> 'attendee_name' AS attendee_name, d ->> 'attendee_email' AS attendee_email,
+         CASE WHEN d ->> 'status' = 'pending' THEN 'pending' ELSE 'accepted' END AS fact,
+         (d ->> 'confirmed_at')::timestamptz AS confirmed_at
+    FROM (SELECT data AS d FROM logged
+           WHERE type = '{_CONFIRMATION}' AND schema_version = $4) AS c
+   WHERE NOT EXISTS (SELECT FROM {_SHARED} AS s WHERE s.uid = c.d ->> 'booking_uid')
+), states AS (
+  INSERT INTO {states} ({", ".join(_STATE_COLUMNS)})
+  SELECT uid, fact, NULL, start_at, end_at, confirmed_at FROM lone
+)
+INSERT INTO {table} ({", ".join(_APPOINTMENT_COLUMNS)})
+SELECT appointment_id, uid, booking_id, call_id, attempt_id, event_type_id, start_at, end_at,
+       attendee_name, attendee_email,
+       CASE fact WHEN 'pending' THEN 'pending' ELSE 'booked' END,
+       confirmed_at, confirmed_at, uid
+  FROM lone
+"""
+
+
+class AppointmentsReplayer:
+    """One rebuild's fill: the lone confirmations in the server (`start`), the rest folded in
+    memory batch by batch, and COPYed into both twins at the end. `in_server=False` folds
+    every event (the path before the split, kept for comparison)."""
+
+    def __init__(self, *, in_server: bool = True) -> None:
         self.fold = Fold()
+        self.in_server = in_server
+        self.lone = 0  # confirmations written in the server by `start`
+
+    async def start(
+        self, connection: Connection, types: Sequence[str], table: str, upto: Cursor
+    ) -> tuple[int, str]:
+        """Write the lone confirmations up to `upto` into the twins; return how many, and the
+        condition that keeps, of the events up to `upto`, those left to fold (it names a table
+        of this session: read them on `connection`, and `close` it after)."""
+        if not self.in_server:
+            return 0, ""
+        states = _states_for(table)
+        versions = [model_for(name).schema_version for name in types]
+        current = model_for(_CONFIRMATION).schema_version
+        async with connection.transaction():
+            await connection.execute("SET LOCAL TimeZone = 'UTC'")
+            await connection.execute("SET LOCAL synchronous_commit = off")
+            await connection.execute(f"CREATE TEMP TABLE {_SHARED_TABLE} (uid text NOT NULL)")
+            older = await connection.fetch(
+                _shared_statement(), list(types), upto.transaction_id, upto.position, versions
+            )
+            if older:
+                # Their upcast data may name uids under other keys than the stored JSON does.
+                logged = await replay_reads.read_data_at(
+                    connection, [r["position"] for r in older], types
+                )
+                named = [
+                    uid
+                    for event in logged
+                    for uid in (event.data.get("booking_uid"), event.data.get("new_booking_uid"))
+                    if uid is not None
+                ]
+                await connection.execute(
+                    f"INSERT INTO {_SHARED} (uid) SELECT unnest($1::text[])", named
+                )
+            await connection.execute(f"ANALYZE {_SHARED}")
+            status = await connection.execute(
+                _lone_statement(table, states),
+                [_CONFIRMATION],
+                upto.transaction_id,
+                upto.position,
+                current,
+            )
+        lone = self.lone = int(status.split()[-1])
+        keep = (
+            f"type <> '{_CONFIRMATION}' OR schema_version <> {current}"
+            f" OR data ->> 'booking_uid' IN (SELECT uid FROM {_SHARED})"
+        )
+        return lone, keep
+
+    async def close(self, connection: Connection) -> None:
+        """Drop what `start` left in the session."""
+        if self.in_server:
+            await connection.execute(f"DROP TABLE IF EXISTS {_SHARED}")
 
     async def batch(self, connection: Connection, events: Sequence[LoggedData], table: str) -> None:
         _states_for(table)
@@ -352,4 +472,10 @@ PROJECTION: Final = Projection(
     fill_indexes=(),
     inline=True,
     side_tables=(appointments.STATES,),
+)
+
+# The same with every event folded in memory, as before the split: for comparisons (bench,
+# tests).
+FOLD_ONLY: Final = dataclasses.replace(
+    PROJECTION, replayer=functools.partial(AppointmentsReplayer, in_server=False)
 )
