@@ -266,10 +266,10 @@ async def test_replay_writes_lone_uids_in_the_server_and_folds_the_rest(
     shared = [f"S{n}" for n in range(5)]
     events: list[Event] = []
     for n in range(30):
-        lone = confirmed(f"L{seed}-{n}", rng.choice(["booked", "pending"]))
+        one = confirmed(f"L{seed}-{n}", rng.choice(["booked", "pending"]))
         appointment = uuid.UUID(int=20_000 + n)
         events.append(
-            lone.model_copy(
+            one.model_copy(
                 update={
                     "appointment_id": appointment,
                     "attempt_id": uuid.UUID(int=30_000 + n),
