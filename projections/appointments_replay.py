@@ -313,20 +313,24 @@ def _shared_statement() -> str:
     return f"""
 WITH logged AS NOT MATERIALIZED ({logged}
 ), named AS MATERIALIZED (
-  SELECT l.position, l.schema_version <> c.version AS older,
-         l.type = '{_CONFIRMATION}' AND l.schema_version = c.version AS confirmation,
+  SELECT l.position, l.type, l.schema_version <> ($4::int[])[array_position($1::text[], l.type)]
+           AS older,
          l.data ->> 'booking_uid' AS uid, l.data ->> 'new_booking_uid' AS new_uid
-    FROM logged AS l JOIN unnest($1::text[], $4::int[]) AS c(type, version) ON c.type = l.type
+    FROM logged AS l
 ), shared AS (
   INSERT INTO {_SHARED} (uid)
   SELECT uid FROM (
-    SELECT uid, confirmation FROM named WHERE uid IS NOT NULL
+    SELECT uid, type = '{_CONFIRMATION}' AND NOT older AS confirmation
+      FROM named WHERE uid IS NOT NULL
     UNION ALL
     SELECT new_uid, false FROM named WHERE new_uid IS NOT NULL
   ) AS n
   GROUP BY uid HAVING count(*) > 1 OR NOT bool_and(confirmation)
+  RETURNING uid
 )
-SELECT position FROM named WHERE older ORDER BY position
+SELECT ARRAY(SELECT position FROM named WHERE older ORDER BY position) AS older,
+       EXISTS (SELECT FROM named AS n JOIN shared AS s ON s.uid = n.uid
+                WHERE n.type = '{_CONFIRMATION}') AS folded
 """
 
 
@@ -335,16 +339,18 @@ def _lone_statement(table: str, states: str) -> str:
     return f"""
 WITH logged AS NOT MATERIALIZED ({logged}
 ), lone AS MATERIALIZED (
-  SELECT (d ->> 'appointment_id')::uuid AS appointment_id, d ->> 'booking_uid' AS uid,
-         (d ->> 'booking_id')::bigint AS booking_id, d ->> 'call_id' AS call_id,
-         (d ->> 'attempt_id')::uuid AS attempt_id, (d ->> 'event_type_id')::bigint AS event_type_id,
-         (d ->> 'start')::timestamptz AS start_at, (d ->> 'end')::timestamptz AS end_at,
-         d ->> 'attendee_name' AS attendee_name, d ->> 'attendee_email' AS attendee_email,
-         CASE WHEN d ->> 'status' = 'pending' THEN 'pending' ELSE 'accepted' END AS fact,
-         (d ->> 'confirmed_at')::timestamptz AS confirmed_at
-    FROM (SELECT data AS d FROM logged
-           WHERE type = '{_CONFIRMATION}' AND schema_version = $4) AS c
-   WHERE NOT EXISTS (SELECT FROM {_SHARED} AS s WHERE s.uid = c.d ->> 'booking_uid')
+  SELECT r.appointment_id, r.booking_uid AS uid, r.booking_id, r.call_id, r.attempt_id,
+         r.event_type_id, r.start AS start_at, r."end" AS end_at, r.attendee_name,
+         r.attendee_email,
+         CASE WHEN r.status = 'pending' THEN 'pending' ELSE 'accepted' END AS fact,
+         r.confirmed_at
+    FROM logged AS l,
+         jsonb_to_record(l.data) AS r(appointment_id uuid, booking_uid text, booking_id bigint,
+             call_id text, attempt_id uuid, event_type_id bigint, start timestamptz,
+             "end" timestamptz, attendee_name text, attendee_email text, status text,
+             confirmed_at timestamptz)
+   WHERE l.type = '{_CONFIRMATION}' AND l.schema_version = $4
+     AND NOT EXISTS (SELECT FROM {_SHARED} AS s WHERE s.uid = r.booking_uid)
 ), states AS (
   INSERT INTO {states} ({", ".join(_STATE_COLUMNS)})
   SELECT uid, fact, NULL, start_at, end_at, confirmed_at FROM lone
@@ -370,12 +376,13 @@ class AppointmentsReplayer:
 
     async def start(
         self, connection: Connection, types: Sequence[str], table: str, upto: Cursor
-    ) -> tuple[int, str]:
-        """Write the lone confirmations up to `upto` into the twins; return how many, and the
+    ) -> tuple[int, str, tuple[str, ...]]:
+        """Write the lone confirmations up to `upto` into the twins; return how many, the
         condition that keeps, of the events up to `upto`, those left to fold (it names a table
-        of this session: read them on `connection`, and `close` it after)."""
+        of this session: read them on `connection`, and `close` it after), and their types
+        (BookingConfirmed only if some are left to fold)."""
         if not self.in_server:
-            return 0, ""
+            return 0, "", tuple(types)
         states = _states_for(table)
         versions = [model_for(name).schema_version for name in types]
         current = model_for(_CONFIRMATION).schema_version
@@ -383,14 +390,14 @@ class AppointmentsReplayer:
             await connection.execute("SET LOCAL TimeZone = 'UTC'")
             await connection.execute("SET LOCAL synchronous_commit = off")
             await connection.execute(f"CREATE TEMP TABLE {_SHARED_TABLE} (uid text NOT NULL)")
-            older = await connection.fetch(
+            found = await connection.fetchrow(
                 _shared_statement(), list(types), upto.transaction_id, upto.position, versions
             )
+            assert found is not None
+            older: list[int] = list(found["older"])
             if older:
                 # Their upcast data may name uids under other keys than the stored JSON does.
-                logged = await replay_reads.read_data_at(
-                    connection, [r["position"] for r in older], types
-                )
+                logged = await replay_reads.read_data_at(connection, older, types)
                 named = [
                     uid
                     for event in logged
@@ -413,7 +420,10 @@ class AppointmentsReplayer:
             f"type <> '{_CONFIRMATION}' OR schema_version <> {current}"
             f" OR data ->> 'booking_uid' IN (SELECT uid FROM {_SHARED})"
         )
-        return lone, keep
+        if found["folded"] or older:
+            return lone, keep, tuple(types)
+        # No confirmation is left to fold: their scan is not read again.
+        return lone, keep, tuple(t for t in types if t != _CONFIRMATION)
 
     async def close(self, connection: Connection) -> None:
         """Drop what `start` left in the session."""

@@ -39,11 +39,11 @@ class Replayer(Protocol):
 
     async def start(
         self, connection: Connection, types: Sequence[str], table: str, upto: Cursor
-    ) -> tuple[int, str]:
+    ) -> tuple[int, str, tuple[str, ...]]:
         """Before the first batch: write into the twin(s), inside PostgreSQL, what needs no
-        fold, from the events up to `upto`; return how many events that took and a condition
+        fold, from the events up to `upto`; return how many events that took, a condition
         (SQL on the events table, "" for none) keeping the events still to be given to
-        `batch`, read on `connection`."""
+        `batch`, read on `connection`, and the types (of `types`) they may be."""
         ...
 
     async def close(self, connection: Connection) -> None:

@@ -199,11 +199,18 @@ async def _read(
 
 
 async def _read_upto(
-    conn: Connection, projection: Projection, after: Cursor, limit: int, upto: Cursor, keep: str
+    conn: Connection,
+    types: Sequence[str],
+    after: Cursor,
+    limit: int,
+    upto: Cursor,
+    keep: str,
 ) -> Batch:
     # A replayer's fill: up to the bound both its passes share, what its server pass left.
+    if not types:
+        return []
     return await replay_reads.read_data_batch(
-        conn, after=after, types=projection.types, limit=limit, upto=upto, where=keep
+        conn, after=after, types=types, limit=limit, upto=upto, where=keep
     )
 
 
@@ -235,20 +242,18 @@ async def _fill(
     replayer = projection.replayer() if projection.replayer is not None else None
     async with pool.acquire() as reader, pool.acquire() as writer:
         upto: Cursor | None = None
-        keep = ""
+        keep, types = "", projection.types
         if replayer is not None:
             upto = await replay_reads.bound(reader, projection.types)
             if upto is not None:
-                done, keep = await replayer.start(
+                done, keep, types = await replayer.start(
                     reader, projection.types, projection.rebuild_table, upto
                 )
                 report(done)
 
         def read_after(after: Cursor) -> asyncio.Task[Batch]:
             if upto is not None:
-                return asyncio.create_task(
-                    _read_upto(reader, projection, after, batch_size, upto, keep)
-                )
+                return asyncio.create_task(_read_upto(reader, types, after, batch_size, upto, keep))
             return asyncio.create_task(_read(reader, projection, after, batch_size))
 
         next_batch: asyncio.Task[Batch] | None = (
