@@ -10,6 +10,11 @@ dynamic SQL per event (bench/README.md); the fold costs a few dict operations.
 (tests/integration/test_replay.py checks the rows against the inline-written table, and
 tests/integration/test_appointment_lifecycle.py every order of a booking's events.)
 
+Most confirmations need no fold: a uid that one confirmation names and nothing else does
+("lone") gets its two rows from that event alone, so `AppointmentsReplayer.start` writes them
+with one INSERT … SELECT inside PostgreSQL, and the fold reads only the other uids' events.
+Both stop at one bound behind the horizon (events/replay_reads.py, `bound`).
+
 `replay_batch`, the same SQL calls per event, remains for the swap's catch-up, which applies
 what was appended during the fill on top of the copied twins.
 """
