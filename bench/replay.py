@@ -10,10 +10,11 @@ get through) and the events of its own types per second (target 30,000). `replay
 projections`: every projection of the catalog with `rebuild_all`, as the command runs them (at
 once: the pool has the 4 connections they need together).
 
-Side by side in each run (`--quick` only: it manages ~1,000 events/s), the appointments
-rebuild as it was before the in-memory fold (one plpgsql call per event through executemany,
-`replay_batch`): the ratio is the fold's speed-up measured under the same load. Each run checks
-the rebuilt tables' row counts.
+Side by side in each run: the appointments rebuild with every event folded in memory
+(`appointments_replay.FOLD_ONLY`, the path before lone confirmations were written in
+PostgreSQL), and the ratio of the two under the same load; and (`--quick` only: it manages
+~1,000 events/s) the rebuild before the in-memory fold (one plpgsql call per event through
+executemany, `replay_batch`). Each run checks the rebuilt tables' row counts.
 """
 
 from __future__ import annotations
@@ -88,11 +89,12 @@ async def _one_log(ctx: Context, refused_every: int, label: str) -> list[Figure]
         for run_index in range(ctx.runs):
             chosen = [
                 ("appointments", appointments_replay.PROJECTION),
+                ("appointments, fold only (before)", appointments_replay.FOLD_ONLY),
                 ("appointments, per-event SQL (before)", _PER_EVENT_SQL),
                 ("rejections", rejections.PROJECTION),
             ]
             if not ctx.quick:
-                del chosen[1]  # ~1,000 events/s: 1,000,000 would take a quarter of an hour
+                del chosen[2]  # ~1,000 events/s: 1,000,000 would take a quarter of an hour
             for title, projection in chosen:
                 result = await rebuild(pool, projection)
                 table = projection.table
@@ -117,6 +119,11 @@ async def _one_log(ctx: Context, refused_every: int, label: str) -> list[Figure]
                 f"booking-guard replay, all projections ({log}): log events/s", events / seconds
             )
             samples.add(f"booking-guard replay, all projections ({log}): seconds", seconds)
+        samples.ratio(
+            f"replay appointments ({log}): split ÷ fold only, same run",
+            f"replay appointments ({log}): log events/s",
+            f"replay appointments, fold only (before) ({log}): log events/s",
+        )
         if ctx.quick:
             samples.ratio(
                 f"replay appointments ({log}): fold ÷ per-event SQL, same run",
@@ -129,6 +136,7 @@ async def _one_log(ctx: Context, refused_every: int, label: str) -> list[Figure]
     for log_rate, own in names:
         figures.append(samples.figure(log_rate, "events/s", target=TARGET))
         figures.append(samples.figure(own, "events/s", target=OWN_TARGET))
+    figures.append(samples.figure(f"replay appointments ({log}): split ÷ fold only, same run", "x"))
     if ctx.quick:
         figures.append(
             samples.figure(f"replay appointments ({log}): fold ÷ per-event SQL, same run", "x")

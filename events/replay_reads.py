@@ -45,15 +45,23 @@ _HORIZON = "AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
 _DATA_COLUMNS = "position, transaction_id, event_id, type, schema_version, data::text AS data"
 
 
-def _ordered(columns: str, types: int, *, behind_horizon: bool) -> str:
+# Up to a fixed cursor ($5, $6): a bound taken behind the horizon (`bound`), so no horizon.
+UPTO = "(transaction_id, position) <= ($5::xid8, $6::bigint)"
+
+
+def _ordered(
+    columns: str, types: int, *, behind_horizon: bool, upto: bool = False, where: str = ""
+) -> str:
     """Up to $4 events of the $3 types after ($1, $2), in (transaction id, position) order:
-    a Merge Append of one `events_type_order` scan per type, each stopping at $4 rows."""
-    horizon = _HORIZON if behind_horizon else ""
+    a Merge Append of one `events_type_order` scan per type, each stopping at $4 rows.
+    With `upto`, only events up to ($5, $6); `where` is a further condition on each row."""
+    horizon = f"AND {UPTO}" if upto else _HORIZON if behind_horizon else ""
+    more = f"AND ({where})" if where else ""
     scans = "\n UNION ALL\n".join(
         f"""(SELECT {columns} FROM events
    WHERE type = ($3::text[])[{n}]
      AND (transaction_id, position) > ($1::xid8, $2::bigint)
-     {horizon}
+     {horizon} {more}
    ORDER BY transaction_id, position
    LIMIT $4)"""
         for n in range(1, types + 1)
@@ -61,17 +69,50 @@ def _ordered(columns: str, types: int, *, behind_horizon: bool) -> str:
     return f"SELECT * FROM (\n {scans}\n) AS logged ORDER BY transaction_id, position LIMIT $4"
 
 
-_QUERIES: dict[tuple[str, int, bool], str] = {}
+_QUERIES: dict[tuple[str, int, bool, bool, str], str] = {}
 
 
-def _query(columns: str, types: Sequence[str], behind_horizon: bool) -> str:
+def _query(
+    columns: str, types: Sequence[str], behind_horizon: bool, upto: bool = False, where: str = ""
+) -> str:
     if not types:
         raise ValueError("a read needs at least one event type")
-    key = (columns, len(types), behind_horizon)
+    key = (columns, len(types), behind_horizon, upto, where)
     query = _QUERIES.get(key)
     if query is None:
-        query = _QUERIES[key] = _ordered(columns, len(types), behind_horizon=behind_horizon)
+        query = _QUERIES[key] = _ordered(
+            columns, len(types), behind_horizon=behind_horizon, upto=upto, where=where
+        )
     return query
+
+
+_BOUND = f"""
+SELECT last.transaction_id, last.position
+  FROM unnest($1::text[]) AS t(type),
+       LATERAL (SELECT transaction_id, position FROM events
+                 WHERE type = t.type {_HORIZON}
+                 ORDER BY transaction_id DESC, position DESC LIMIT 1) AS last
+ ORDER BY last.transaction_id DESC, last.position DESC LIMIT 1
+"""
+
+
+def logged_upto(types: str, transaction_id: str, position: str) -> str:
+    """A query of the events of the `types` parameter up to the cursor in the two parameters
+    named (a `bound`), at any schema version: position, transaction_id, type, schema_version
+    and data (jsonb), in no order. For a replayer's statements that run in the server."""
+    return f"""SELECT position, transaction_id, type, schema_version, data FROM events
+ WHERE type = ANY({types}::text[])
+   AND (transaction_id, position) <= ({transaction_id}::xid8, {position}::bigint)"""
+
+
+async def bound(connection: Connection, types: Sequence[str]) -> Cursor | None:
+    """The last event of `types` behind the transaction horizon now (None: there is none).
+
+    Every transaction that could add an event up to it has ended, so reads `upto` it see one
+    fixed set of events however long after they run: two passes over the log that both stop
+    there read the same log, and what comes after it is the caller's to catch up."""
+    row = await connection.fetchrow(_BOUND, list(types))
+    return None if row is None else Cursor(row["transaction_id"], row["position"])
 
 
 class LoggedData(NamedTuple):
@@ -91,10 +132,17 @@ async def read_data_batch(
     types: Sequence[str],
     limit: int,
     behind_horizon: bool = True,
+    upto: Cursor | None = None,
+    where: str = "",
 ) -> list[LoggedData]:
-    """Like `read_batch`, with each event as JSON data instead of a model."""
-    query = _query(_DATA_COLUMNS, types, behind_horizon)
-    rows = await connection.fetch(query, after.transaction_id, after.position, list(types), limit)
+    """Like `read_batch`, with each event as JSON data instead of a model. With `upto` (a
+    `bound`), only events up to it; `where`, a condition on the events table's columns, keeps
+    only the rows it holds for (a replayer's split: the rest it wrote in the server)."""
+    query = _query(_DATA_COLUMNS, types, behind_horizon, upto is not None, where)
+    args: list[Any] = [after.transaction_id, after.position, list(types), limit]
+    if upto is not None:
+        args += [upto.transaction_id, upto.position]
+    rows = await connection.fetch(query, *args)
     return _logged(rows, types)
 
 

@@ -10,21 +10,29 @@ dynamic SQL per event (bench/README.md); the fold costs a few dict operations.
 (tests/integration/test_replay.py checks the rows against the inline-written table, and
 tests/integration/test_appointment_lifecycle.py every order of a booking's events.)
 
+Most confirmations need no fold: a uid that one confirmation names and nothing else does
+("lone") gets its two rows from that event alone, so `AppointmentsReplayer.start` writes them
+with one INSERT … SELECT inside PostgreSQL, and the fold reads only the other uids' events.
+Both stop at one bound behind the horizon (events/replay_reads.py, `bound`).
+
 `replay_batch`, the same SQL calls per event, remains for the swap's catch-up, which applies
 what was appended during the fill on top of the copied twins.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final
 
 import asyncpg
 
-from events.models import RecordedEvent
+from events import replay_reads
+from events.models import RecordedEvent, model_for
 from events.replay_reads import LoggedData
-from events.store import Connection
+from events.store import Connection, Cursor
 from projections import appointments
 from projections.projection import Projection
 
@@ -294,11 +302,138 @@ class Fold:
         return [tuple(row) for row in self.appointments.values()]
 
 
-class AppointmentsReplayer:
-    """One rebuild's fill: fold each batch in memory, COPY both twins at the end."""
+# The split (`AppointmentsReplayer.start`). Events relate booking uids only through
+# `booking_uid` (every type) and `new_booking_uid` (BookingRescheduled): the fold's keys. A uid
+# that one current-version BookingConfirmed names and nothing else names ("lone") makes one
+# booking_states row and one appointment, each a function of that event alone (Fold.confirm's
+# fast path: the fact makes the state, the settle renames the status), so PostgreSQL writes
+# them itself. Every other uid is "shared" and folded here from its events.
+_SHARED_TABLE: Final = "bg_replay_shared"
+_SHARED: Final = f"pg_temp.{_SHARED_TABLE}"
+_CONFIRMATION: Final = "BookingConfirmed"
 
-    def __init__(self) -> None:
+
+def _shared_statement() -> str:
+    logged = replay_reads.logged_upto("$1", "$2", "$3")
+    return f"""
+WITH logged AS NOT MATERIALIZED ({logged}
+), named AS MATERIALIZED (
+  SELECT l.position, l.type, l.schema_version <> ($4::int[])[array_position($1::text[], l.type)]
+           AS older,
+         l.data ->> 'booking_uid' AS uid, l.data ->> 'new_booking_uid' AS new_uid
+    FROM logged AS l
+), shared AS (
+  INSERT INTO {_SHARED} (uid)
+  SELECT uid FROM (
+    SELECT uid, type = '{_CONFIRMATION}' AND NOT older AS confirmation
+      FROM named WHERE uid IS NOT NULL
+    UNION ALL
+    SELECT new_uid, false FROM named WHERE new_uid IS NOT NULL
+  ) AS n
+  GROUP BY uid HAVING count(*) > 1 OR NOT bool_and(confirmation)
+  RETURNING uid
+)
+SELECT ARRAY(SELECT position FROM named WHERE older ORDER BY position) AS older,
+       EXISTS (SELECT FROM named AS n JOIN shared AS s ON s.uid = n.uid
+                WHERE n.type = '{_CONFIRMATION}') AS folded
+"""
+
+
+def _lone_statement(table: str, states: str) -> str:
+    logged = replay_reads.logged_upto("$1", "$2", "$3")
+    return f"""
+WITH logged AS NOT MATERIALIZED ({logged}
+), lone AS MATERIALIZED (
+  SELECT r.appointment_id, r.booking_uid AS uid, r.booking_id, r.call_id, r.attempt_id,
+         r.event_type_id, r.start AS start_at, r."end" AS end_at, r.attendee_name,
+         r.attendee_email,
+         CASE WHEN r.status = 'pending' THEN 'pending' ELSE 'accepted' END AS fact,
+         r.confirmed_at
+    FROM logged AS l,
+         jsonb_to_record(l.data) AS r(appointment_id uuid, booking_uid text, booking_id bigint,
+             call_id text, attempt_id uuid, event_type_id bigint, start timestamptz,
+             "end" timestamptz, attendee_name text, attendee_email text, status text,
+             confirmed_at timestamptz)
+   WHERE l.type = '{_CONFIRMATION}' AND l.schema_version = $4
+     AND NOT EXISTS (SELECT FROM {_SHARED} AS s WHERE s.uid = r.booking_uid)
+), states AS (
+  INSERT INTO {states} ({", ".join(_STATE_COLUMNS)})
+  SELECT uid, fact, NULL, start_at, end_at, confirmed_at FROM lone
+)
+INSERT INTO {table} ({", ".join(_APPOINTMENT_COLUMNS)})
+SELECT appointment_id, uid, booking_id, call_id, attempt_id, event_type_id, start_at, end_at,
+       attendee_name, attendee_email,
+       CASE fact WHEN 'pending' THEN 'pending' ELSE 'booked' END,
+       confirmed_at, confirmed_at, uid
+  FROM lone
+"""
+
+
+class AppointmentsReplayer:
+    """One rebuild's fill: the lone confirmations in the server (`start`), the rest folded in
+    memory batch by batch, and COPYed into both twins at the end. `in_server=False` folds
+    every event (the path before the split, kept for comparison)."""
+
+    def __init__(self, *, in_server: bool = True) -> None:
         self.fold = Fold()
+        self.in_server = in_server
+        self.lone = 0  # confirmations written in the server by `start`
+
+    async def start(
+        self, connection: Connection, types: Sequence[str], table: str, upto: Cursor
+    ) -> tuple[int, str, tuple[str, ...]]:
+        """Write the lone confirmations up to `upto` into the twins; return how many, the
+        condition that keeps, of the events up to `upto`, those left to fold (it names a table
+        of this session: read them on `connection`, and `close` it after), and their types
+        (BookingConfirmed only if some are left to fold)."""
+        if not self.in_server:
+            return 0, "", tuple(types)
+        states = _states_for(table)
+        versions = [model_for(name).schema_version for name in types]
+        current = model_for(_CONFIRMATION).schema_version
+        async with connection.transaction():
+            await connection.execute("SET LOCAL TimeZone = 'UTC'")
+            await connection.execute("SET LOCAL synchronous_commit = off")
+            await connection.execute(f"CREATE TEMP TABLE {_SHARED_TABLE} (uid text NOT NULL)")
+            found = await connection.fetchrow(
+                _shared_statement(), list(types), upto.transaction_id, upto.position, versions
+            )
+            assert found is not None
+            older: list[int] = list(found["older"])
+            if older:
+                # Their upcast data may name uids under other keys than the stored JSON does.
+                logged = await replay_reads.read_data_at(connection, older, types)
+                named = [
+                    uid
+                    for event in logged
+                    for uid in (event.data.get("booking_uid"), event.data.get("new_booking_uid"))
+                    if uid is not None
+                ]
+                await connection.execute(
+                    f"INSERT INTO {_SHARED} (uid) SELECT unnest($1::text[])", named
+                )
+            await connection.execute(f"ANALYZE {_SHARED}")
+            status = await connection.execute(
+                _lone_statement(table, states),
+                [_CONFIRMATION],
+                upto.transaction_id,
+                upto.position,
+                current,
+            )
+        lone = self.lone = int(status.split()[-1])
+        keep = (
+            f"type <> '{_CONFIRMATION}' OR schema_version <> {current}"
+            f" OR data ->> 'booking_uid' IN (SELECT uid FROM {_SHARED})"
+        )
+        if found["folded"] or older:
+            return lone, keep, tuple(types)
+        # No confirmation is left to fold: their scan is not read again.
+        return lone, keep, tuple(t for t in types if t != _CONFIRMATION)
+
+    async def close(self, connection: Connection) -> None:
+        """Drop what `start` left in the session."""
+        if self.in_server:
+            await connection.execute(f"DROP TABLE IF EXISTS {_SHARED}")
 
     async def batch(self, connection: Connection, events: Sequence[LoggedData], table: str) -> None:
         _states_for(table)
@@ -352,4 +487,10 @@ PROJECTION: Final = Projection(
     fill_indexes=(),
     inline=True,
     side_tables=(appointments.STATES,),
+)
+
+# The same with every event folded in memory, as before the split: for comparisons (bench,
+# tests).
+FOLD_ONLY: Final = dataclasses.replace(
+    PROJECTION, replayer=functools.partial(AppointmentsReplayer, in_server=False)
 )

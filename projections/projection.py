@@ -13,7 +13,7 @@ from typing import Protocol
 
 from events.models import RecordedEvent
 from events.replay_reads import LoggedData
-from events.store import Connection
+from events.store import Connection, Cursor
 
 ApplyBatch = Callable[[Connection, Sequence[RecordedEvent], str], Awaitable[None]]
 """Apply events, in order, to the named table: the live one or its `<table>_rebuild` twin."""
@@ -36,6 +36,19 @@ class Replayer(Protocol):
     ) -> None: ...
 
     async def finish(self, connection: Connection, table: str) -> None: ...
+
+    async def start(
+        self, connection: Connection, types: Sequence[str], table: str, upto: Cursor
+    ) -> tuple[int, str, tuple[str, ...]]:
+        """Before the first batch: write into the twin(s), inside PostgreSQL, what needs no
+        fold, from the events up to `upto`; return how many events that took, a condition
+        (SQL on the events table, "" for none) keeping the events still to be given to
+        `batch`, read on `connection`, and the types (of `types`) they may be."""
+        ...
+
+    async def close(self, connection: Connection) -> None:
+        """After the fill, on `start`'s connection: drop what `start` made there."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -198,6 +198,22 @@ async def _read(
     )
 
 
+async def _read_upto(
+    conn: Connection,
+    types: Sequence[str],
+    after: Cursor,
+    limit: int,
+    upto: Cursor,
+    keep: str,
+) -> Batch:
+    # A replayer's fill: up to the bound both its passes share, what its server pass left.
+    if not types:
+        return []
+    return await replay_reads.read_data_batch(
+        conn, after=after, types=types, limit=limit, upto=upto, where=keep
+    )
+
+
 async def _write(
     conn: Connection, projection: Projection, batch: Batch, *, durable: bool = True
 ) -> None:
@@ -217,15 +233,32 @@ async def _write(
 async def _fill(
     pool: asyncpg.Pool, projection: Projection, batch_size: int, report: Callable[[int], None]
 ) -> tuple[int, Cursor]:
-    """Apply the log to the twin; reading the next batch overlaps writing this one."""
+    """Apply the log to the twin; reading the next batch overlaps writing this one.
+
+    A replayer's fill stops at one bound, taken first behind the horizon: its server pass
+    (`Replayer.start`) and the batches it folds read the same events, and the swap's catch-up
+    goes on from the bound."""
     done, cursor = 0, START
     replayer = projection.replayer() if projection.replayer is not None else None
     async with pool.acquire() as reader, pool.acquire() as writer:
+        upto: Cursor | None = None
+        keep, types = "", projection.types
+        if replayer is not None:
+            upto = await replay_reads.bound(reader, projection.types)
+            if upto is not None:
+                done, keep, types = await replayer.start(
+                    reader, projection.types, projection.rebuild_table, upto
+                )
+                report(done)
 
         def read_after(after: Cursor) -> asyncio.Task[Batch]:
+            if upto is not None:
+                return asyncio.create_task(_read_upto(reader, types, after, batch_size, upto, keep))
             return asyncio.create_task(_read(reader, projection, after, batch_size))
 
-        next_batch: asyncio.Task[Batch] | None = read_after(START)
+        next_batch: asyncio.Task[Batch] | None = (
+            None if replayer is not None and upto is None else read_after(START)
+        )
         try:
             while next_batch is not None:
                 batch = await next_batch
@@ -249,6 +282,11 @@ async def _fill(
                 next_batch.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await next_batch
+            if replayer is not None:
+                with contextlib.suppress(*DATABASE_ERRORS):
+                    await replayer.close(reader)
+        if upto is not None:
+            cursor = upto
         if replayer is not None:
             async with writer.transaction():
                 await writer.execute(_UTC)

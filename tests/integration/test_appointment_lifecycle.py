@@ -8,6 +8,7 @@ Scenarios are small, so every permutation is tried, not a sample.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import random
 import uuid
@@ -28,6 +29,7 @@ from events.booking import (
 from events.models import Event, NewEvent
 from events.store import EventStore, ExpectedVersion
 from projections import appointments, appointments_replay
+from projections.appointments_replay import AppointmentsReplayer
 from projections.rebuild import rebuild
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -116,6 +118,28 @@ SCENARIOS: dict[str, tuple[list[Event], str, str]] = {
 }
 
 
+def lone_confirmation(n: int, status: Literal["booked", "pending"] = "pending") -> BookingConfirmed:
+    """A confirmation of a uid no other event names: replay writes it in PostgreSQL."""
+    appointment = uuid.UUID(int=10_000 + n)
+    return confirmed(f"lone-{n}", status).model_copy(
+        update={"appointment_id": appointment, "attempt_id": appointment, "call_id": f"lone-{n}"}
+    )
+
+
+async def replay_split(db: asyncpg.Pool, batch_size: int) -> AppointmentsReplayer:
+    """Rebuild the appointments; return the replayer, to see which events took which path."""
+    made: list[AppointmentsReplayer] = []
+
+    def replayer() -> AppointmentsReplayer:
+        made.append(AppointmentsReplayer())
+        return made[-1]
+
+    projection = dataclasses.replace(appointments_replay.PROJECTION, replayer=replayer)
+    await rebuild(db, projection, batch_size=batch_size)
+    assert len(made) == 1
+    return made[0]
+
+
 async def reset(db: asyncpg.Pool) -> None:
     await db.execute("TRUNCATE events, appointments, booking_states RESTART IDENTITY")
 
@@ -154,9 +178,15 @@ async def test_every_order_of_a_bookings_news_ends_in_the_same_row(
         )
         seen.setdefault(repr(live), []).append({"order": [type(e).__name__ for e in order]})
         if n % 5 == 0:
-            # Replay rebuilds the same row from a log written in this order.
-            await rebuild(db, appointments_replay.PROJECTION, batch_size=2)
-            assert await rows(db) == live, f"{name}: replay of order {n}"
+            # Replay rebuilds the same row from a log written in this order, folded in memory
+            # (its uid has more than one event), beside a lone confirmation PostgreSQL writes.
+            await apply_live(db, store, [lone_confirmation(n)])
+            live_all, live_states = await rows(db), await states(db)
+            replayer = await replay_split(db, batch_size=2)
+            assert await rows(db) == live_all, f"{name}: replay of order {n}"
+            assert await states(db) == live_states, f"{name}: replay of order {n}"
+            assert replayer.lone == 1
+            assert {row[1] for row in replayer.fold.appointment_records()} == {final_uid}
     assert len(seen) == 1, f"{name}: {len(seen)} different rows: {list(seen.values())[:2]}"
     await store.close()
 
@@ -213,4 +243,99 @@ async def test_replay_folds_random_histories_as_the_functions_do(
     await rebuild(db, appointments_replay.PROJECTION, batch_size=rng.choice([1, 7, 1000]))
     assert await states(db) == live_states
     assert await rows(db) == live_rows
+    await store.close()
+
+
+def named_uids(event: Event) -> list[str]:
+    """The booking uids an event names: the keys that relate one event to another."""
+    return [
+        uid
+        for uid in (getattr(event, "booking_uid", None), getattr(event, "new_booking_uid", None))
+        if uid is not None
+    ]
+
+
+@pytest.mark.parametrize("seed", range(6))
+async def test_replay_writes_lone_uids_in_the_server_and_folds_the_rest(
+    db: asyncpg.Pool, seed: int
+) -> None:
+    """One log, some uids lone (one confirmation, nothing else names them: PostgreSQL writes
+    their rows) and some not (folded in memory): both tables, column by column, as the SQL
+    functions wrote them live, and as the fold alone rebuilds them."""
+    rng = random.Random(1000 + seed)
+    shared = [f"S{n}" for n in range(5)]
+    events: list[Event] = []
+    for n in range(30):
+        one = confirmed(f"L{seed}-{n}", rng.choice(["booked", "pending"]))
+        appointment = uuid.UUID(int=20_000 + n)
+        events.append(
+            one.model_copy(
+                update={
+                    "appointment_id": appointment,
+                    "attempt_id": uuid.UUID(int=30_000 + n),
+                    "call_id": f"call-{n}\t\\N",
+                    "booking_id": rng.choice([None, n, 2**40 + n]),
+                    "event_type_id": rng.randrange(1, 10**12),
+                    "start": at(rng.randrange(-(10**6), 10**6)) + timedelta(microseconds=n),
+                    "end": rng.choice([None, at(rng.randrange(10**5))]),
+                    "attendee_email": rng.choice([None, f"x{n}@example.com"]),
+                    "attendee_name": rng.choice(["Ä Ö", "plain", 'quote " and \\ and \n']),
+                    "confirmed_at": at(rng.randrange(50)) + timedelta(microseconds=7 * n),
+                }
+            )
+        )
+    for n in range(30):
+        uid = rng.choice(shared)
+        kind = rng.randrange(5)
+        if kind == 0:
+            appointment = uuid.UUID(int=40_000 + n)
+            events.append(
+                confirmed(uid, rng.choice(["booked", "pending"])).model_copy(
+                    update={"appointment_id": appointment, "attempt_id": appointment}
+                )
+            )
+        elif kind == 1:
+            events.append(cancelled(uid, rng.randrange(1, 50)))
+        elif kind == 2:
+            events.append(BookingAccepted(booking_uid=uid, accepted_at=at(rng.randrange(50))))
+        elif kind == 3:
+            events.append(BookingDeclined(booking_uid=uid, declined_at=at(rng.randrange(50))))
+        else:
+            # Onto a shared uid or, now and then, a uid confirmed alone: then it is not lone.
+            target = rng.choice([*shared, f"L{seed}-{rng.randrange(30)}"])
+            events.append(moved(uid, target, rng.randrange(1, 50), rng.randrange(1, 5)))
+    rng.shuffle(events)
+    store = EventStore(db)
+    await reset(db)
+    written: list[Event] = []
+    for event in events:
+        try:
+            await apply_live(db, store, [event])
+            written.append(event)
+        except (appointments.AppointmentExists, asyncpg.UniqueViolationError):
+            pass  # refused live: rolled back with its append, so not in the log either
+    live_rows, live_states = await rows(db), await states(db)
+
+    names = [uid for event in written for uid in named_uids(event)]
+    lone = {
+        e.booking_uid
+        for e in written
+        if isinstance(e, BookingConfirmed) and names.count(e.booking_uid) == 1
+    }
+    assert 10 < len(lone) < len(live_rows)
+
+    replayer = await replay_split(db, batch_size=rng.choice([1, 7, 1000]))
+    assert replayer.lone == len(lone)
+    folded = {row[13] for row in replayer.fold.appointment_records()}  # origin_uid
+    assert folded and not folded & lone
+    assert set(replayer.fold.states) & lone == set()
+    for replayed, expected in [(await states(db), live_states), (await rows(db), live_rows)]:
+        assert len(replayed) == len(expected)
+        for got, want in zip(replayed, expected, strict=True):
+            for column, value in want.items():
+                assert (column, got[column]) == (column, value), got
+    # The fold alone (the path before the split) rebuilds the same tables.
+    await rebuild(db, appointments_replay.FOLD_ONLY, batch_size=1000)
+    assert await rows(db) == live_rows
+    assert await states(db) == live_states
     await store.close()

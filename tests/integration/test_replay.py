@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -165,9 +166,23 @@ async def test_batched_replay_writes_what_apply_writes_event_by_event(
 ) -> None:
     await a_booking_log(db, store)
     live = await checksum(db, "appointments", "appointment_id")
-    result = await rebuild(db, appointments_replay.PROJECTION, batch_size=batch_size)
+    live_states = await checksum(db, "booking_states", "booking_uid")
+    made: list[appointments_replay.AppointmentsReplayer] = []
+
+    def replayer() -> appointments_replay.AppointmentsReplayer:
+        made.append(appointments_replay.AppointmentsReplayer())
+        return made[-1]
+
+    projection = dataclasses.replace(appointments_replay.PROJECTION, replayer=replayer)
+    result = await rebuild(db, projection, batch_size=batch_size)
     assert result.events == 50
     assert await checksum(db, "appointments", "appointment_id") == live
+    assert await checksum(db, "booking_states", "booking_uid") == live_states
+    # The 42 uids of one confirmation that nothing else names were written in PostgreSQL; the
+    # fold was given the three others' events only.
+    assert made[0].lone == 42
+    folded = {row[13] for row in made[0].fold.appointment_records()}
+    assert folded == {"uid-a", "uid-b", "uid-3"}
 
 
 async def test_unique_index_keeps_its_name_and_refuses_duplicates_after_a_swap(
