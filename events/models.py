@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Final, TypeVar
 
 import orjson
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -114,6 +115,28 @@ def decode(type_name: str, schema_version: int, data: JsonDict) -> Event:
         ) from e
 
 
+# Integers outside 64 bits. orjson, which writes every JSON this service sends, parses them as
+# floats and cannot serialise them as ints; pydantic's own JSON parser keeps them as ints. Only
+# free-form fields can hold one (Retell's call_analysis, Cal.com's booking metadata, a guard's
+# detail, metadata extras), and an event read back with such an int made every JSON answer
+# carrying it fail (the audit timelines, the feed). Text with a run of 19 digits or more, which
+# such a number needs, is parsed by orjson as it was when written; the rest by pydantic alone.
+_LONG_DIGITS: Final = re.compile(r"\d{19}")
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate_stored(cls: type[M], text: str) -> M:
+    """`cls` from stored JSON text, its numbers as orjson reads them (see _LONG_DIGITS)."""
+    if _LONG_DIGITS.search(text) is None:
+        # The validator itself: `model_validate_json` calls it with the same (default) options
+        # after Python-level argument checks that readers would pay once per event.
+        model: M = cls.__pydantic_validator__.validate_json(text)
+    else:
+        model = cls.__pydantic_validator__.validate_python(orjson.loads(text))
+    return model
+
+
 def decode_json(type_name: str, schema_version: int, text: str) -> Event:
     """`decode` from the stored JSON text: pydantic parses and validates the current schema
     version in one pass; older versions are parsed, upcast and validated as `decode` does."""
@@ -121,14 +144,11 @@ def decode_json(type_name: str, schema_version: int, text: str) -> Event:
     if schema_version != cls.schema_version:
         return decode(type_name, schema_version, orjson.loads(text))
     try:
-        # The validator itself: `model_validate_json` calls it with the same (default) options
-        # after Python-level argument checks that readers would pay once per event.
-        event: Event = cls.__pydantic_validator__.validate_json(text)
+        return validate_stored(cls, text)
     except ValidationError as e:
         raise InvalidEvent(
             f"stored {type_name} v{schema_version} does not fit its model: {e}"
         ) from e
-    return event
 
 
 def registered_types() -> list[str]:

@@ -33,7 +33,7 @@ from typing import NamedTuple
 import asyncpg
 
 from events.database import Executor
-from events.models import EventMetadata, RecordedEvent, decode_json
+from events.models import EventMetadata, RecordedEvent, decode_json, validate_stored
 
 
 class Cursor(NamedTuple):
@@ -113,7 +113,7 @@ def _to_recorded(rows: Sequence[asyncpg.Record]) -> list[RecordedEvent]:
         ) = row
         meta = metadata.get(meta_text)
         if meta is None:
-            meta = metadata[meta_text] = EventMetadata.model_validate_json(meta_text)
+            meta = metadata[meta_text] = validate_stored(EventMetadata, meta_text)
         append(
             RecordedEvent(
                 position,

@@ -9,9 +9,11 @@ import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
+import orjson
 import pytest
 from pydantic import ValidationError
 
+from events.calls import RetellCallAnalyzed
 from events.database import create_pool
 from events.errors import EventIdConflict, InvalidEvent, UnknownEventType, WrongExpectedVersion
 from events.models import Event, EventMetadata, NewEvent, RecordedEvent, register
@@ -458,3 +460,34 @@ async def test_appends_during_the_wake_interval_share_one_more_wake_up(
 
 async def _at_least(items: list[float], n: int) -> bool:
     return len(items) >= n
+
+
+async def test_a_number_beyond_64_bits_reads_back_as_the_service_can_answer_it(
+    store: EventStore,
+) -> None:
+    """Free-form fields (Retell's call_analysis here) may hold any JSON number. orjson, which
+    writes every answer, parses one beyond 64 bits as a float and cannot write it as an int:
+    read back, the event must carry what orjson can answer, or the audit timeline and the feed
+    that show it answer 500 for good."""
+    huge = 123456789012345678901
+    analyzed = RetellCallAnalyzed(
+        call_id="call_huge",
+        call_analysis={"score": huge, "below": -9223372036854775809, "fits": 2**63 - 1},
+    )
+    meta = EventMetadata(correlation_id="call_huge", extra_count=huge)
+    await store.append("call-huge", [NewEvent(analyzed, metadata=meta)], expected_version=0)
+    [recorded] = await store.read_stream("call-huge")
+    answer = orjson.loads(
+        orjson.dumps(
+            {
+                "event": recorded.event.model_dump(mode="json"),
+                "metadata": recorded.metadata.model_dump(mode="json"),
+            }
+        )
+    )
+    assert answer["event"]["call_analysis"] == {
+        "score": float(huge),
+        "below": float(-9223372036854775809),
+        "fits": 2**63 - 1,
+    }
+    assert answer["metadata"]["extra_count"] == float(huge)
