@@ -134,6 +134,12 @@ async def rebuild(
             begin(Phase.INDEXING)
             for twin in twins:
                 await twin.build_indexes(conn)
+            # A fill may stop at a bound taken when it began (the appointments split): what was
+            # appended since is applied here, behind the horizon and without the lock, so that
+            # the swap's locked catch-up, which live bookings wait for, has only the last
+            # moments left to apply.
+            ahead, cursor = await _catch_up(conn, projection, cursor, batch_size, horizon=True)
+            done += ahead
             begin(Phase.SWAPPING)
             caught_up, cursor = await _swap(
                 conn, projection, twins, cursor, batch_size, lock_timeout
@@ -184,8 +190,14 @@ async def rebuild_all(
 
     if sum(connections_needed(p) for p in projections) > pool.get_max_size():
         return [await one(projection) for projection in projections]
-    async with asyncio.TaskGroup() as group:
-        tasks = [group.create_task(one(projection)) for projection in projections]
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(one(projection)) for projection in projections]
+    except BaseExceptionGroup as group_error:
+        # Callers handle a rebuild's own errors (RebuildError, DatabaseUnavailable, …) as one
+        # rebuild run alone would raise them; the group is the TaskGroup's wrapping, not news.
+        # The first failure is the cause; the others were cancelled by it or share it.
+        raise group_error.exceptions[0] from None
     return [task.result() for task in tasks]
 
 
@@ -356,15 +368,22 @@ async def _swap(
 
 
 async def _catch_up(
-    conn: Connection, projection: Projection, cursor: Cursor, batch_size: int
+    conn: Connection,
+    projection: Projection,
+    cursor: Cursor,
+    batch_size: int,
+    *,
+    horizon: bool | None = None,
 ) -> tuple[int, Cursor]:
     # An inline projection's writers write its table in the transaction that appends the event,
     # so under the table lock every such event is committed or its writer waits (and will write
     # to the new table): all that is committed may be read, horizon or not. A runner-kept
     # projection reads behind the horizon as its runner would, and leaves the rest to it.
+    # `horizon=True` reads behind the horizon whatever the projection: before the lock.
+    behind = not projection.inline if horizon is None else horizon
     caught_up = 0
     while True:
-        batch = await _read(conn, projection, cursor, batch_size, horizon=not projection.inline)
+        batch = await _read(conn, projection, cursor, batch_size, horizon=behind)
         if batch:
             await _write(conn, projection, batch)
             caught_up += len(batch)

@@ -21,7 +21,7 @@ from events.models import Event, NewEvent
 from events.store import EventStore, ExpectedVersion
 from projections import appointments, appointments_replay, catalog, checkpoints, rejections
 from projections.projectors import run_projectors
-from projections.rebuild import Phase, Progress, rebuild, rebuild_all
+from projections.rebuild import Phase, Progress, RebuildError, rebuild, rebuild_all
 from tests.conftest import wait_until
 from tests.integration.test_projector import horizon_passed, last_appended
 
@@ -312,3 +312,20 @@ async def test_replay_of_all_rebuilds_them_at_once_when_the_pool_has_the_connect
     rejections_begin = heard.index(("rejections", Phase.COUNTING))
     appointments_end = heard.index(("appointments", Phase.SWAPPING))
     assert (rejections_begin < appointments_end) is at_once
+
+
+async def test_replay_of_all_at_once_raises_a_rebuilds_own_error(
+    db: asyncpg.Pool, database_url: str
+) -> None:
+    """Rebuilt at once, a failing rebuild still raises its RebuildError (which the CLI reports
+    as one line), not the TaskGroup's ExceptionGroup (which it would print as a traceback)."""
+    holder = await asyncpg.connect(database_url)
+    pool = await create_pool(database_url, min_size=1, max_size=4)
+    try:
+        taken = "SELECT pg_advisory_lock(hashtextextended('bg-rebuild:' || $1, 0))"
+        await holder.execute(taken, "rejections")  # another replay of rejections is running
+        with pytest.raises(RebuildError, match="rejections is already running"):
+            await rebuild_all(pool, list(catalog.all_projections().values()), batch_size=7)
+    finally:
+        await pool.close()
+        await holder.close()
