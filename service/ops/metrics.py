@@ -150,17 +150,19 @@ class Metrics:
 
     def observe_http(self, method: str, route: str, status: int, seconds: float) -> None:
         """One answered HTTP request."""
-        series = self._http_series.get((method, route, status))
+        # Keyed by the label's method, not the request's: a parser that passes any token as a
+        # method (aiohttp's pure-Python one) must not grow the cache one entry per token.
+        known = method if method in _METHODS else "OTHER"
+        series = self._http_series.get((known, route, status))
         if series is None:
             # `labels()` checks and joins its values under a lock on every call: each label set
             # is looked up once, then its two series are kept (routes are templates and methods
             # a fixed set, so this stays as small as the exposition itself).
-            known = method if method in _METHODS else "OTHER"
             series = (
                 self.http_requests.labels(known, route, str(status)),
                 self.http_seconds.labels(known, route),
             )
-            self._http_series[(method, route, status)] = series
+            self._http_series[(known, route, status)] = series
         series[0].inc()
         series[1].observe(seconds)
 

@@ -55,3 +55,16 @@ def test_each_outcome_is_counted_under_its_own_labels() -> None:
     }
     auth = _samples(metrics, "booking_guard_calcom_auth_failures_total")
     assert auth == {(): 1.0}
+
+
+def test_unknown_methods_share_one_kept_series() -> None:
+    """aiohttp's pure-Python parser passes any token as a method: a client sending a new one per
+    request must not grow the kept series by one each (memory without a bound)."""
+    metrics = Metrics()
+    for n in range(500):
+        metrics.observe_http(f"X{n}", "/v1/booking-attempts", 405, 0.001)
+    assert len(metrics._http_series) == 1
+    counts = _samples(metrics, "booking_guard_http_requests_total")
+    assert counts == {
+        (("method", "OTHER"), ("route", "/v1/booking-attempts"), ("status", "405")): 500.0
+    }
