@@ -27,6 +27,8 @@ from service.calcom.rate_limit import Announcement, CalcomRateLimited
 WINDOW = timedelta(seconds=60)
 BLOCK = timedelta(seconds=60)
 DEFAULT_BATCH = 10
+# A request leases again when a lease came back after its window ended; this many times at most.
+LEASES_PER_TAKE = 3
 
 # Lease up to $5 requests of the key's current window: a new row, a window that ended (start a
 # new one), or what the window has left; none while the key is blocked. SET expressions read
@@ -109,12 +111,23 @@ class SharedCalcomBudget:
         async with self._lease_lock:  # one lease at a time per process
             if self._spend():
                 return
-            # This request is one of the lease's grant, whatever the clock says by the time
-            # the answer is back: the window it was granted in may end while the statement is
-            # in flight (sent in the window's last moments, a slow round trip or a wait for
-            # another process's lease under load), and the grant is counted in that window.
-            # The rest of the grant is spent by `_spend` only while the window lasts.
-            self._tokens = await self._lease() - 1
+            for _ in range(LEASES_PER_TAKE):
+                self._tokens = await self._lease()
+                if self._spend():
+                    return
+                # The window the grant was counted in ended while the lease was in flight (sent
+                # in its last moments; a slow round trip, or a wait for another process's lease
+                # under load). Sending now would put a request Cal.com counts in the new window
+                # that the new window's count lacks: one over the limit per process at every
+                # boundary. The grant lapses unused (under the limit, never over) and the next
+                # lease is counted in the window the request goes out in.
+            raise CalcomRateLimited(
+                f"{LEASES_PER_TAKE} leases of the Cal.com rate limit each came back after their"
+                " window ended (is this clock far behind the database's?); not sent, retry in 1 s",
+                status=429,
+                code="rate_limited",
+                retry_after=1,
+            )
 
     def _spend(self) -> bool:
         if self._tokens > 0 and self._tokens_until is not None:
