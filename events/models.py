@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import re
+import functools
+import operator
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, Final, TypeVar
+from types import UnionType
+from typing import Any, ClassVar, Final, TypeVar, Union, get_args, get_origin
 
 import orjson
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -116,25 +118,91 @@ def decode(type_name: str, schema_version: int, data: JsonDict) -> Event:
 
 
 # Integers outside 64 bits. orjson, which writes every JSON this service sends, parses them as
-# floats and cannot serialise them as ints; pydantic's own JSON parser keeps them as ints. Only
-# free-form fields can hold one (Retell's call_analysis, Cal.com's booking metadata, a guard's
-# detail, metadata extras), and an event read back with such an int made every JSON answer
-# carrying it fail (the audit timelines, the feed). Text with a run of 19 digits or more, which
-# such a number needs, is parsed by orjson as it was when written; the rest by pydantic alone.
-_LONG_DIGITS: Final = re.compile(r"\d{19}")
+# floats and cannot serialise them as ints; pydantic's own JSON parser keeps them as ints. An
+# event read back with such an int made every JSON answer carrying it fail (the audit
+# timelines, the feed). Typed fields cannot hold one (every door parses with orjson, and strict
+# ints refuse its float); only free-form values can (a field holding `Any`, extra fields). So a
+# model is validated from the text in one pass, and only its free-form values are looked at
+# (on most events a field or two, usually empty); when one holds such an int, the text is parsed
+# by orjson, as it was when written. A regex over the whole text cost three validations.
+_ORJSON_INTS: Final = range(-(2**63), 2**64)
 
 M = TypeVar("M", bound=BaseModel)
+_Path = tuple[str, ...]
+
+
+def _paths_in(annotation: Any) -> list[_Path] | None:
+    """Where in a value of `annotation` free-form values can be: [()] for the value itself;
+    None when they can hide where attribute paths cannot reach (models inside a container)."""
+    if annotation is Any:
+        return [()]
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        inner = _free_form_paths(annotation)
+        return None if inner is None else list(inner)
+    paths: list[_Path] = []
+    for argument in get_args(annotation):
+        found = _paths_in(argument)
+        if found is None:
+            return None
+        if found and get_origin(annotation) not in (Union, UnionType):
+            # Inside a container (dict[str, Any], list[...]): the whole container is walked,
+            # unless a model hides in it.
+            if found != [()]:
+                return None
+            return [()]
+        paths.extend(found)
+    return paths
+
+
+@functools.cache
+def _free_form_paths(cls: type[BaseModel]) -> tuple[_Path, ...] | None:
+    """Attribute paths to the free-form values of `cls`; None when they cannot all be named."""
+    extra = cls.model_config.get("extra") == "allow"
+    paths: list[_Path] = [("__pydantic_extra__",)] if extra else []
+    for name, info in cls.model_fields.items():
+        found = _paths_in(info.annotation)
+        if found is None:
+            return None
+        paths.extend((name, *path) for path in found)
+    return tuple(paths)
+
+
+def _beyond_64_bits(value: object) -> bool:
+    if type(value) is int:
+        return value not in _ORJSON_INTS
+    if not value:  # most free-form values are empty or None
+        return False
+    if isinstance(value, dict):
+        return any(_beyond_64_bits(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_beyond_64_bits(item) for item in value)
+    return False
+
+
+@functools.cache
+def _free_form_getters(cls: type[BaseModel]) -> tuple[operator.attrgetter[Any], ...] | None:
+    paths = _free_form_paths(cls)
+    return None if paths is None else tuple(operator.attrgetter(".".join(p)) for p in paths)
 
 
 def validate_stored(cls: type[M], text: str) -> M:
-    """`cls` from stored JSON text, its numbers as orjson reads them (see _LONG_DIGITS)."""
-    if _LONG_DIGITS.search(text) is None:
+    """`cls` from stored JSON text, its numbers as orjson reads them (see _ORJSON_INTS)."""
+    getters = _free_form_getters(cls)
+    if getters is not None:
         # The validator itself: `model_validate_json` calls it with the same (default) options
         # after Python-level argument checks that readers would pay once per event.
         model: M = cls.__pydantic_validator__.validate_json(text)
-    else:
-        model = cls.__pydantic_validator__.validate_python(orjson.loads(text))
-    return model
+        for get in getters:
+            try:
+                value = get(model)
+            except AttributeError:  # an optional model on the way is None
+                continue
+            if _beyond_64_bits(value):
+                break
+        else:
+            return model
+    parsed: M = cls.__pydantic_validator__.validate_python(orjson.loads(text))
+    return parsed
 
 
 def decode_json(type_name: str, schema_version: int, text: str) -> Event:
