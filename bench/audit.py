@@ -18,6 +18,8 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 
+import asyncpg
+
 from bench import log_dataset
 from bench.harness import Context, Figure, Samples
 from bench.replay import shared_log
@@ -42,24 +44,40 @@ async def timed(queries: list[Query]) -> list[float]:
     return seconds
 
 
+def audit_kinds(
+    pool: asyncpg.Pool, store: EventStore, events: int, cursors: list[Cursor], rng: random.Random
+) -> dict[str, list[Query]]:
+    """The audit queries on a log of `events` events, `len(cursors)` of each kind, by kind."""
+    attempts = log_dataset.attempts(events)
+
+    async def timeline(call_id: str) -> int:
+        return len((await audit.call_timeline(pool, call_id)).events)
+
+    async def history(uid: str) -> int:
+        return len((await audit.booking_history(pool, uid)).events)
+
+    async def page(after: Cursor, types: list[str] | None) -> int:
+        return len((await audit.feed(store, after=after, limit=PAGE, types=types)).events)
+
+    calls = [log_dataset.call_id(rng.randrange(attempts)) for _ in cursors]
+    uids = [log_dataset.booking_uid(rng.randrange(attempts)) for _ in cursors]
+    return {
+        "call timeline": [functools.partial(timeline, c) for c in calls],
+        "booking history": [functools.partial(history, u) for u in uids],
+        f"global feed page of {PAGE}": [functools.partial(page, c, None) for c in cursors],
+        f"global feed page of {PAGE}, type=BookingRejected": [
+            functools.partial(page, c, ["BookingRejected"]) for c in cursors
+        ],
+    }
+
+
 async def run(ctx: Context) -> list[Figure]:
     dsn, events = await shared_log(ctx)
-    attempts = log_dataset.attempts(events)
     count = 200 if ctx.quick else 1_000
     samples = Samples()
     pool = await create_pool(dsn, min_size=2, max_size=10)
     try:
         store = EventStore(pool)
-
-        async def timeline(call_id: str) -> int:
-            return len((await audit.call_timeline(pool, call_id)).events)
-
-        async def history(uid: str) -> int:
-            return len((await audit.booking_history(pool, uid)).events)
-
-        async def page(after: Cursor, types: list[str] | None) -> int:
-            return len((await audit.feed(store, after=after, limit=PAGE, types=types)).events)
-
         names: list[str] = []
         for run_index in range(ctx.runs):
             rng = random.Random(run_index)
@@ -70,16 +88,7 @@ async def run(ctx: Context) -> list[Figure]:
                 positions,
             )
             cursors = [Cursor(r["transaction_id"], r["position"]) for r in rows]
-            calls = [log_dataset.call_id(rng.randrange(attempts)) for _ in range(count)]
-            uids = [log_dataset.booking_uid(rng.randrange(attempts)) for _ in range(count)]
-            kinds: dict[str, list[Query]] = {
-                "call timeline": [functools.partial(timeline, c) for c in calls],
-                "booking history": [functools.partial(history, u) for u in uids],
-                f"global feed page of {PAGE}": [functools.partial(page, c, None) for c in cursors],
-                f"global feed page of {PAGE}, type=BookingRejected": [
-                    functools.partial(page, c, ["BookingRejected"]) for c in cursors
-                ],
-            }
+            kinds = audit_kinds(pool, store, events, cursors, rng)
             for kind, queries in kinds.items():
                 await timed(queries[: count // 10])  # warm-up, untimed
                 name = f"{kind} at {events:,} events"

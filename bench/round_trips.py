@@ -23,12 +23,10 @@ import collections
 import time
 from typing import Any
 
-import asyncpg
-
 from bench.harness import Context, Figure, Samples
 from bench.http_service import Service, running_service
 from bench.http_world import Load, LoadGenerator, load_generator, simulator_process
-from service.api.keys import POOL
+from bench.profile_http import pool_connections
 
 BUDGET_SECONDS = 90
 PRODUCERS = 16
@@ -52,12 +50,6 @@ def kind(query: str) -> str:
     if "idempotency_keys" in query or "bg_append_events" in query:
         return BOOKING
     return OTHER
-
-
-def pool_connections(service: Service) -> list[asyncpg.Connection]:
-    """The pool's open connections (asyncpg keeps them in its holders; read-only use)."""
-    holders: list[Any] = getattr(service.app[POOL], "_holders", [])
-    return [h._con for h in holders if getattr(h, "_con", None) is not None]
 
 
 async def counted_phase(

@@ -23,7 +23,6 @@ appends go last: they add events to the big log, which nothing reads after them.
 
 from __future__ import annotations
 
-import functools
 import os
 import random
 import resource
@@ -34,13 +33,13 @@ import orjson
 
 from bench import log_dataset
 from bench.append import SLICES, store_append
-from bench.audit import PAGE, TARGET_P99_MS, Query, timed
+from bench.audit import PAGE, TARGET_P99_MS, audit_kinds, timed
 from bench.harness import Context, Figure, Operation, Samples, throughput
 from bench.replay import TARGET as REPLAY_TARGET
 from bench.replay import shared_log
 from events.database import create_pool
 from events.store import Cursor, EventStore
-from projections import audit, catalog
+from projections import catalog
 from projections.rebuild import rebuild
 
 # Generation at 10M (~10-20 minutes here, loaded), one replay of everything at both sizes, three
@@ -138,33 +137,6 @@ async def replay_all(ctx: Context, dsn: str, events: int, samples: Samples) -> l
     finally:
         await pool.close()
     return names
-
-
-def audit_kinds(
-    pool: asyncpg.Pool, store: EventStore, events: int, cursors: list[Cursor], rng: random.Random
-) -> dict[str, list[Query]]:
-    """bench/audit.py's queries on a log of `events` events, `len(cursors)` of each kind."""
-    attempts = log_dataset.attempts(events)
-
-    async def timeline(call_id: str) -> int:
-        return len((await audit.call_timeline(pool, call_id)).events)
-
-    async def history(uid: str) -> int:
-        return len((await audit.booking_history(pool, uid)).events)
-
-    async def page(after: Cursor, types: list[str] | None) -> int:
-        return len((await audit.feed(store, after=after, limit=PAGE, types=types)).events)
-
-    calls = [log_dataset.call_id(rng.randrange(attempts)) for _ in cursors]
-    uids = [log_dataset.booking_uid(rng.randrange(attempts)) for _ in cursors]
-    return {
-        "call timeline": [functools.partial(timeline, c) for c in calls],
-        "booking history": [functools.partial(history, u) for u in uids],
-        f"global feed page of {PAGE}": [functools.partial(page, c, None) for c in cursors],
-        f"global feed page of {PAGE}, type=BookingRejected": [
-            functools.partial(page, c, ["BookingRejected"]) for c in cursors
-        ],
-    }
 
 
 async def audit_run(
