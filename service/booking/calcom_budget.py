@@ -112,7 +112,7 @@ class SharedCalcomBudget:
             if self._spend():
                 return
             for _ in range(LEASES_PER_TAKE):
-                self._tokens = await self._lease()
+                await self._lease()
                 if self._spend():
                     return
                 # The window the grant was counted in ended while the lease was in flight (sent
@@ -137,9 +137,9 @@ class SharedCalcomBudget:
             self._tokens = 0  # leased for a window that has ended
         return False
 
-    async def _lease(self) -> int:
-        """Lease a batch of the key's current window: the requests granted (at least one),
-        or CalcomRateLimited."""
+    async def _lease(self) -> None:
+        """Lease a batch of the key's current window as this process's tokens (at least one),
+        or raise CalcomRateLimited."""
         now = self._clock.now()
         row = await self._pool.fetchrow(
             _LEASE, self._hash, self._limit, now, WINDOW, min(self._batch, self._limit)
@@ -147,8 +147,9 @@ class SharedCalcomBudget:
         assert row is not None
         granted: int = row["last_grant"]
         if granted > 0:
+            self._tokens = granted
             self._tokens_until = row["window_ends_at"]
-            return granted
+            return
         blocked_until = row["blocked_until"]
         until = (
             blocked_until
