@@ -6,13 +6,16 @@ import asyncio
 import gc
 import time
 import uuid
+import weakref
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 
 import asyncpg
 import orjson
 import pytest
 from pydantic import ValidationError
 
+from events import reads
 from events.calls import RetellCallAnalyzed
 from events.database import create_pool
 from events.errors import EventIdConflict, InvalidEvent, UnknownEventType, WrongExpectedVersion
@@ -304,6 +307,136 @@ async def test_reading_leaves_the_garbage_collector_as_it_found_it(
     with pytest.raises(InvalidEvent):
         await store.read_stream("s-2")
     assert gc.isenabled()  # also when decoding fails
+
+
+async def test_reading_leaves_no_cycle_uncollected_and_no_frozen_object_thawed(
+    store: EventStore,
+) -> None:
+    """A page skips the young collections (to_recorded): garbage made before it is still found
+    by the next full collection, and what an application froze stays frozen."""
+    await store.append("s-1", [bump()], expected_version=ExpectedVersion.NO_STREAM)
+
+    class Node:
+        other: object
+
+    def make_cycle() -> weakref.ref[Node]:
+        a, b = Node(), Node()
+        a.other, b.other = b, a
+        return weakref.ref(a)
+
+    gc.collect()
+    cycle = make_cycle()
+    assert len(await store.read_stream("s-1")) == 1
+    assert cycle() is not None  # still there: only a collection frees a cycle
+    gc.collect()
+    assert cycle() is None
+
+    def is_frozen(thing: object) -> bool:
+        # The frozen generation is the one get_objects() does not list.
+        return gc.is_tracked(thing) and not any(o is thing for o in gc.get_objects())
+
+    shared: list[object] = [object()]
+    gc.collect()
+    gc.freeze()  # as a pre-fork server does with what its workers share
+    try:
+        assert is_frozen(shared)
+        assert len(await store.read_stream("s-1")) == 1
+        assert is_frozen(shared)
+    finally:
+        gc.unfreeze()
+
+
+async def test_read_all_pages_gives_read_all_s_pages_and_reads_ahead(
+    store: EventStore, db: asyncpg.Pool
+) -> None:
+    for n in range(5):
+        batch = [bump(n * 10 + i, counter=f"c-{n}") for i in range(10)]
+        await store.append(f"s-{n}", batch, expected_version=ExpectedVersion.NO_STREAM)
+    await store.append("s-other", [NewEvent(Other())], expected_version=ExpectedVersion.NO_STREAM)
+
+    async def all_visible() -> bool:
+        return len(await store.read_all(limit=100)) == 51
+
+    await wait_until(all_visible)
+    paged: list[list[RecordedEvent]] = []
+    cursor = START
+    while page := await store.read_all(after=cursor, limit=7, types=["TestCounterIncremented"]):
+        paged.append(page)
+        cursor = Cursor(page[-1].transaction_id, page[-1].position)
+    assert sum(map(len, paged)) == 50
+
+    # What it asked PostgreSQL for before each page was handed over: the next page's query is
+    # already sent when a full page is decoded (read-ahead); none after the short last page.
+    fetched: list[int] = []
+    handed: list[int] = []
+
+    class Watched:
+        def __init__(self, conn: asyncpg.Connection) -> None:
+            self._conn = conn
+
+        async def fetch(self, query: str, *args: object) -> list[asyncpg.Record]:
+            fetched.append(len(fetched))
+            return await self._conn.fetch(query, *args)
+
+    async with db.acquire() as conn:
+        pages = []
+        async for page in reads.read_all_pages(
+            Watched(conn),  # type: ignore[arg-type]
+            limit=7,
+            types=["TestCounterIncremented"],
+        ):
+            handed.append(len(fetched))
+            pages.append(page)
+    assert pages == paged
+    assert len(pages) == 8  # seven full pages of 7 and one of 1
+    assert handed == [2, 3, 4, 5, 6, 7, 8, 8]
+
+    # The store's own, on its pool and on a caller's connection; after a cursor too.
+    assert [p async for p in store.read_all_pages(limit=7, types=["TestCounterIncremented"])] == (
+        paged
+    )
+    async with db.acquire() as conn:
+        after = Cursor(paged[2][-1].transaction_id, paged[2][-1].position)
+        pages = [
+            p
+            async for p in store.read_all_pages(
+                after=after, limit=7, types=["TestCounterIncremented"], connection=conn
+            )
+        ]
+    assert pages == paged[3:]
+    # A log that ends on a full page: one more query, empty, ends it.
+    everything = [e async for p in store.read_all_pages(limit=17) for e in p]
+    assert len(everything) == 51
+    with pytest.raises(ValueError, match="limit"):
+        [p async for p in store.read_all_pages(limit=0)]
+
+
+async def test_leaving_read_all_pages_early_leaves_its_connection_usable(
+    store: EventStore, db: asyncpg.Pool
+) -> None:
+    await store.append(
+        "s-1", [bump(i) for i in range(30)], expected_version=ExpectedVersion.NO_STREAM
+    )
+
+    async def all_visible() -> bool:
+        return len(await store.read_all(limit=100)) == 30
+
+    await wait_until(all_visible)
+    async with db.acquire() as conn:
+        async with aclosing(store.read_all_pages(limit=10, connection=conn)) as pages:
+            async for page in pages:
+                assert len(page) == 10
+                break  # the second page is in flight now
+        assert await conn.fetchval("SELECT count(*) FROM events") == 30
+        assert not conn.is_in_transaction()
+    # On the pool: the connection it held goes back, and the pool serves on.
+    idle = db.get_idle_size()
+    async with aclosing(store.read_all_pages(limit=10)) as pages:
+        async for _ in pages:
+            assert db.get_idle_size() == idle - 1
+            break
+    assert db.get_idle_size() == idle
+    assert len(await store.read_all(limit=100)) == 30
 
 
 async def test_subscriber_never_skips_an_event_committed_out_of_position_order(

@@ -66,6 +66,12 @@ async def by_read_all(db: asyncpg.Pool, after: Cursor) -> list[Cursor]:
     return [Cursor(e.transaction_id, e.position) for e in await reads.read_all(db, after=after)]
 
 
+async def by_read_all_pages(db: asyncpg.Pool, after: Cursor) -> list[Cursor]:
+    # One event a page: every page but the last is full, so each is read ahead of its decoding.
+    pages = EventStore(db).read_all_pages(after=after, limit=1, types=["TestNoted"])
+    return [Cursor(e.transaction_id, e.position) async for page in pages for e in page]
+
+
 async def by_read_all_of_types(db: asyncpg.Pool, after: Cursor) -> list[Cursor]:
     events = await reads.read_all(db, after=after, types=["TestNoted"])
     return [Cursor(e.transaction_id, e.position) for e in events]
@@ -129,6 +135,7 @@ async def by_booking(db: asyncpg.Pool, after: Cursor) -> list[Cursor]:
 READERS: dict[str, Reader] = {
     "read_all": by_read_all,
     "read_all of types": by_read_all_of_types,
+    "read_all_pages": by_read_all_pages,
     "the projector's read": by_projector,
     "replay's read_batch": by_replay_batch,
     "replay's read_data_batch": by_replay_data_batch,
