@@ -137,8 +137,9 @@ async def our_read_all(ctx: Context, how: Reading) -> float:
         loop = asyncio.get_running_loop()
         started, after, count = loop.time(), START, 0
         if how == "pages":
-            async for page in store.read_all_pages(limit=PAGE):
-                count += len(page)
+            async with store.read_all_pages(limit=PAGE) as pages:
+                async for page in pages:
+                    count += len(page)
             return count / (loop.time() - started)
         while True:
             if how == "floor":

@@ -29,11 +29,11 @@ from __future__ import annotations
 import asyncio
 import gc
 from collections.abc import AsyncGenerator, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import asyncpg
 
-from events.database import Executor
+from events.database import Connection, Executor
 from events.models import (
     EventMetadata,
     RecordedEvent,
@@ -91,23 +91,16 @@ def to_recorded(rows: Sequence[asyncpg.Record]) -> list[RecordedEvent]:
     # (bench/README.md, issue 16 item 6). None of these objects can form a cycle, so
     # collection waits until the page is built: deferred, not skipped. No await in here, so no
     # other coroutine runs meanwhile; a thread that allocates in these few ms only waits too.
-    #
-    # Deferred, the first collection after the page walked all of it at once: ~2 ms a page,
-    # 12% of read_all_pages (gc.callbacks, issue 16 item 6). So when nothing in the process is
-    # frozen, the page goes to the oldest generation without a walk (`freeze` then `unfreeze`
-    # merge the generations' lists, O(1)): its objects die by reference count with the page,
-    # and whatever else was young then, cyclic garbage included, is looked at by the next full
-    # collection instead of the next young one. A process that froze objects itself (a
-    # pre-fork server) keeps them frozen: it gets the plain deferral.
+    # (The first collection after the page still walks it, ~2 ms a page. Moving the page to
+    # the oldest generation with gc.freeze()/unfreeze() saved that, and stopped the process's
+    # automatic collection of cycles altogether, since freezing resets the generations' counts:
+    # tried and reverted, bench/README.md issue 16 item 6.)
     enabled = gc.isenabled()
     gc.disable()
     try:
         return _to_recorded(rows)
     finally:
         if enabled:
-            if gc.get_freeze_count() == 0:
-                gc.freeze()
-                gc.unfreeze()
             gc.enable()
 
 
@@ -201,7 +194,7 @@ async def read_all(
 
 
 async def read_all_pages(
-    executor: Executor,
+    connection: Connection,
     *,
     after: Cursor = START,
     limit: int = 1000,
@@ -212,34 +205,56 @@ async def read_all_pages(
 
     The same pages, in the same order, as calling `read_all` with the last cursor of each: the
     next cursor is in the raw rows, so PostgreSQL finds and sends the next page while this
-    process builds the models of this one (~25% more events/s on two cores; bench/README.md,
-    issue 16 item 6). `executor` must be a connection no one else uses meanwhile (a pool may
-    hand each query to another connection, which works too, at the price of holding two). Close
-    the iterator (`contextlib.aclosing`) when leaving early: it waits for the page in flight.
+    process builds the models of this one (bench/README.md, issue 16 item 6). While the
+    iterator is open a query of its own may be in flight on `connection`, so the caller does
+    not use the connection until it is closed (`contextlib.aclosing`, or
+    `EventStore.read_all_pages`, which closes it); closing waits for that page to arrive.
     """
     _check_limit(limit)
-    rows = await _read_rows(executor, after, limit, types)
-    ahead: asyncio.Future[list[asyncpg.Record]] | None = None
+    rows = await _read_rows(connection, after, limit, types)
+    ahead: asyncio.Task[list[asyncpg.Record]] | None = None
     try:
         while rows:
             if len(rows) == limit:
                 last = rows[-1]
-                ahead = asyncio.ensure_future(
-                    _read_rows(executor, Cursor(last[1], last[0]), limit, types)
+                ahead = asyncio.create_task(
+                    _read_rows(connection, Cursor(last[1], last[0]), limit, types)
                 )
+                ahead.add_done_callback(_retrieve)
                 # One turn of the loop: the task sends its query before decoding starts here.
                 await asyncio.sleep(0)
             yield to_recorded(rows)
             if ahead is None:
                 return
-            rows, ahead = await ahead, None
+            # Shielded: a reader cancelled here leaves the page to arrive (below) rather than
+            # cancel its query on a connection the caller keeps (in a transaction, that would
+            # abort it).
+            rows = await asyncio.shield(ahead)
+            ahead = None
     finally:
         if ahead is not None:
-            # Left early: let the page in flight arrive (one page, ms) rather than cancel it
-            # mid-protocol on a connection the caller goes on using.
-            await asyncio.wait([ahead])
-            if not ahead.cancelled():
-                ahead.exception()  # retrieved, so asyncio does not log it as lost
+            await _arrived(ahead)
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    """A read-ahead's error is raised where its page is awaited, or not at all when the reader
+    left first: never logged by asyncio as lost."""
+    if not task.cancelled():
+        task.exception()
+
+
+async def _arrived(task: asyncio.Task[Any]) -> None:
+    """Wait until `task` is done, however often the waiter is cancelled meanwhile (a timeout,
+    then a shutdown), so the connection is idle when its owner gets it back; then pass the
+    cancellation on."""
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.wait([task])
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
 
 
 _HEAD = """

@@ -11,8 +11,8 @@ import asyncio
 import enum
 import logging
 import uuid
-from collections.abc import AsyncGenerator, Sequence
-from contextlib import AsyncExitStack, aclosing
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
@@ -278,27 +278,31 @@ class EventStore:
         executor: Executor = connection if connection is not None else self._pool
         return await reads.read_all(executor, after=after, limit=limit, types=types)
 
+    @asynccontextmanager
     async def read_all_pages(
         self,
         *,
         after: Cursor = START,
         limit: int = 1000,
         types: Sequence[str] | None = None,
-        connection: Connection | None = None,
-    ) -> AsyncGenerator[list[RecordedEvent], None]:
+    ) -> AsyncIterator[AsyncIterator[list[RecordedEvent]]]:
         """Every committed event after `after`, as pages of `read_all`, the next page fetched
-        while this one is decoded (`reads.read_all_pages`), on one connection of the pool
-        held until the pages end or the iterator is closed, or on `connection`."""
-        async with AsyncExitStack() as stack:
-            if connection is None:
-                connection = await stack.enter_async_context(self._pool.acquire())
-            # Closed here, before the connection goes back to the pool, when the caller leaves
-            # early: the inner iterator may have a page in flight on it.
-            pages = await stack.enter_async_context(
-                aclosing(reads.read_all_pages(connection, after=after, limit=limit, types=types))
-            )
-            async for page in pages:
-                yield page
+        while this one is decoded (`reads.read_all_pages`), on a connection of the pool held
+        until the block ends::
+
+            async with store.read_all_pages(after=cursor) as pages:
+                async for page in pages:
+                    ...
+
+        A context manager, not a bare iterator, so that leaving the loop early always waits
+        for the page in flight before the connection goes back to the pool.
+        """
+        async with self._pool.acquire() as connection:
+            pages = reads.read_all_pages(connection, after=after, limit=limit, types=types)
+            try:
+                yield pages
+            finally:
+                await pages.aclose()
 
     async def head(self) -> Cursor:
         """The cursor of the last event a subscriber can read now."""

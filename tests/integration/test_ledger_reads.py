@@ -68,8 +68,8 @@ async def by_read_all(db: asyncpg.Pool, after: Cursor) -> list[Cursor]:
 
 async def by_read_all_pages(db: asyncpg.Pool, after: Cursor) -> list[Cursor]:
     # One event a page: every page but the last is full, so each is read ahead of its decoding.
-    pages = EventStore(db).read_all_pages(after=after, limit=1, types=["TestNoted"])
-    return [Cursor(e.transaction_id, e.position) async for page in pages for e in page]
+    async with EventStore(db).read_all_pages(after=after, limit=1, types=["TestNoted"]) as pages:
+        return [Cursor(e.transaction_id, e.position) async for page in pages for e in page]
 
 
 async def by_read_all_of_types(db: asyncpg.Pool, after: Cursor) -> list[Cursor]:
