@@ -217,6 +217,13 @@ class ProjectionRunner:
                 return False
             log.info("projection %s resumed at %s", self.name, stored.cursor)
         head = await self._store.head()
+        if self._state != checkpoints.FAILED and not await self._anything_to_apply():
+            # What a batch would find, without its transaction: most wakes (a confirmation's
+            # NOTIFY and the rechecks after it) bring nothing of this projection's types, and a
+            # batch that reads nothing cost BEGIN, the checkpoint's row lock and COMMIT.
+            self._caught_up = max(self._caught_up, head)
+            await self._set_state(checkpoints.RUNNING, None)
+            return False
         batch = _Batch()
         try:
             async with self._pool.acquire() as conn, conn.transaction():
@@ -237,6 +244,15 @@ class ProjectionRunner:
             self._caught_up = max(self._caught_up, head)
         await self._set_state(checkpoints.RUNNING, None)
         return len(batch.events) == self._batch_size
+
+    async def _anything_to_apply(self) -> bool:
+        """Whether an event of this projection's types lies past its checkpoint, behind the
+        horizon. Read after `head`, so every event up to it is in view: finding none, the
+        projection has applied all of them, as an empty batch would have shown."""
+        ahead = await reads.read_all(
+            self._pool, after=self._checkpoint, limit=1, types=self.projection.types
+        )
+        return bool(ahead)
 
     async def _apply_next(self, conn: Connection, batch: _Batch) -> None:
         batch.claimed = await checkpoints.claim(conn, self.name)
