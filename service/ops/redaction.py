@@ -113,12 +113,14 @@ class Redactor:
             return mask_phone(value)
         if isinstance(value, str):
             return self.text(value)
+        # Before the abstract classes, whose checks cost more than the rest of a number's way:
+        # no number is a Mapping or a Sequence.
+        if isinstance(value, bool | int | float) or value is None:
+            return value
         if isinstance(value, Mapping):
             return {str(k): self.value(str(k), v) for k, v in value.items()}
         if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
             return [self.value(key, v) for v in value]
-        if isinstance(value, bool | int | float) or value is None:
-            return value
         return self.text(str(value))
 
 
