@@ -99,6 +99,7 @@ class ProjectionRunner:
         self._active = False
         self._checkpoint = START
         self._caught_up = START  # every handled event up to here is applied
+        self._waiting = 0  # callers of wait_for
         self._state = checkpoints.RUNNING
         self._error: str | None = None
 
@@ -160,8 +161,13 @@ class ProjectionRunner:
                 stored = await checkpoints.read(self._pool, self.name)
                 self._state, self._error = stored.state, stored.error
             goal = target
-            async with self._progress:
-                await self._progress.wait_for(lambda: self._reached(goal))
+            self._waiting += 1
+            self._wake.set()  # the next step reads the head for this waiter
+            try:
+                async with self._progress:
+                    await self._progress.wait_for(lambda: self._reached(goal))
+            finally:
+                self._waiting -= 1
 
     def _reached(self, target: Cursor) -> bool:
         if self._state == checkpoints.FAILED:
@@ -216,7 +222,17 @@ class ProjectionRunner:
             if stored.state == checkpoints.FAILED:
                 return False
             log.info("projection %s resumed at %s", self.name, stored.cursor)
-        head = await self._store.head()
+        # The head tells a waiter how far this projection has seen the log (events of other
+        # types included); nothing else reads `_caught_up`, so it is read only while one waits.
+        head = await self._store.head() if self._waiting else None
+        if self._state != checkpoints.FAILED and not await self._anything_to_apply():
+            # What a batch would find, without its transaction: most wakes (a confirmation's
+            # NOTIFY and the rechecks after it) bring nothing of this projection's types, and a
+            # batch that reads nothing cost BEGIN, the checkpoint's row lock and COMMIT.
+            if head is not None:
+                self._caught_up = max(self._caught_up, head)
+                await self._set_state(checkpoints.RUNNING, None)
+            return False
         batch = _Batch()
         try:
             async with self._pool.acquire() as conn, conn.transaction():
@@ -233,10 +249,19 @@ class ProjectionRunner:
             await self._set_state(checkpoints.FAILED, batch.claimed.error)
             return False
         self._checkpoint = _cursor(batch.events[-1]) if batch.events else batch.claimed.cursor
-        if len(batch.events) < self._batch_size:
+        if head is not None and len(batch.events) < self._batch_size:
             self._caught_up = max(self._caught_up, head)
         await self._set_state(checkpoints.RUNNING, None)
         return len(batch.events) == self._batch_size
+
+    async def _anything_to_apply(self) -> bool:
+        """Whether an event of this projection's types lies past its checkpoint, behind the
+        horizon. Read after the head, so every event up to it is in view: finding none, the
+        projection has applied all of them, as an empty batch would have shown."""
+        ahead = await reads.read_all(
+            self._pool, after=self._checkpoint, limit=1, types=self.projection.types
+        )
+        return bool(ahead)
 
     async def _apply_next(self, conn: Connection, batch: _Batch) -> None:
         batch.claimed = await checkpoints.claim(conn, self.name)

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 import asyncpg
 import pytest
 
+from events.database import init_connection
 from events.models import Event, NewEvent, RecordedEvent, register
 from events.store import START, Connection, Cursor, EventStore, ExpectedVersion
 from projections import checkpoints
@@ -29,6 +30,15 @@ CREATE TABLE IF NOT EXISTS test_projected (
 @register
 class NoteTaken(Event):
     type_name = "TestNoteTaken"
+
+    note: str
+
+
+@register
+class OtherNote(Event):
+    """An event no test projection handles (as a confirmation is to the rejections)."""
+
+    type_name = "TestOtherNote"
 
     note: str
 
@@ -133,6 +143,85 @@ async def test_catches_up_in_batches_then_wakes_on_notify(
         stored = await checkpoints.read(db, "test_notes")
         assert stored.cursor == live
         assert stored.state == "running"
+
+
+async def test_wakes_with_nothing_of_its_types_open_no_batch(
+    db: asyncpg.Pool, store: EventStore, projection: Projection, database_url: str
+) -> None:
+    # Most wakes bring only other types (a confirmation's NOTIFY, the rechecks after it): the
+    # runner sees there is nothing to apply without a batch's transaction and row lock.
+    statements: list[str] = []
+
+    async def logged(conn: asyncpg.Connection) -> None:
+        await init_connection(conn)
+        conn.add_query_logger(lambda record: statements.append(record.query))
+
+    own = await asyncpg.create_pool(database_url, min_size=2, max_size=2, init=logged)
+    runner = ProjectionRunner(own, store, projection, poll_interval=0.02)
+    runner.start()
+    try:
+        for n in range(3):
+            await store.append(
+                "others", [NewEvent(OtherNote(note=f"o{n}"))], expected_version=ExpectedVersion.ANY
+            )
+            store.wake_subscribers()
+        await runner.wait_for(await horizon_passed(db))
+        assert not [s for s in statements if "FOR UPDATE" in s]
+        assert await applied(db) == []
+
+        note = await take(db, "mine")
+        await runner.wait_for(note)
+        assert await applied(db) == ["mine"]
+        assert [s for s in statements if "FOR UPDATE" in s]  # its batch claimed the checkpoint
+    finally:
+        await runner.stop()
+        await own.close()
+
+
+async def test_the_head_is_read_only_while_someone_waits(
+    db: asyncpg.Pool, projection: Projection, database_url: str
+) -> None:
+    # How far the runner has seen events of other types matters to wait_for alone.
+    statements: list[str] = []
+
+    async def logged(conn: asyncpg.Connection) -> None:
+        await init_connection(conn)
+        conn.add_query_logger(lambda record: statements.append(record.query))
+
+    def sent(fragment: str) -> int:
+        return sum(fragment in s for s in statements)
+
+    own = await asyncpg.create_pool(database_url, min_size=2, max_size=3, init=logged)
+    runner = ProjectionRunner(own, EventStore(own), projection, poll_interval=0.02)
+    runner.start()
+    try:
+
+        async def stepped_thrice() -> bool:
+            return sent("type = ANY") >= 3
+
+        await wait_until(stepped_thrice)
+        assert sent("ORDER BY transaction_id DESC") == 0
+
+        await EventStore(db).append(
+            "others", [NewEvent(OtherNote(note="o"))], expected_version=ExpectedVersion.ANY
+        )
+        await runner.wait_for(await horizon_passed(db))
+        assert sent("ORDER BY transaction_id DESC") > 0
+    finally:
+        await runner.stop()
+        await own.close()
+
+
+async def test_a_waiter_is_answered_before_the_next_poll(
+    db: asyncpg.Pool, store: EventStore, projection: Projection
+) -> None:
+    # No notifications and a poll a minute away: only the waiter's own wake-up can answer it.
+    async with running(db, store, projection, listen=False, poll_interval=60) as runner:
+        for note in ("o1", "o2"):
+            await store.append(
+                "others", [NewEvent(OtherNote(note=note))], expected_version=ExpectedVersion.ANY
+            )
+            await runner.wait_for(await horizon_passed(db))
 
 
 async def test_polling_alone_finds_new_events(

@@ -164,3 +164,17 @@ def test_human_format_on_a_terminal_json_elsewhere() -> None:
     line = stream.getvalue()
     assert "WARNING service.booking.workflow: to x***@example.com  call=call_1" in line
     assert not line.startswith("{")
+
+
+def test_structured_values_keep_their_shape_and_lose_personal_data() -> None:
+    r = Redactor()
+    assert r.value("status", 201) == 201
+    assert r.value("duration_ms", 12.5) == 12.5
+    assert r.value("held", True) is True
+    assert r.value("booking_id", None) is None
+    assert r.value("ids", [7, "x@example.com"]) == [7, "x***@example.com"]
+    assert r.value("calcom", {"status": 409, "to": ("h@example.com", 2)}) == {
+        "status": 409,
+        "to": ["h***@example.com", 2],
+    }
+    assert r.value("api_key", 12345) == "[redacted]"

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from service.ops.redaction import Redactor, _masked, may_be_sensitive
+from service.ops.redaction import Redactor, _masked, _masked_where_needed, may_be_sensitive
 
 # Characters the patterns care about, and the case-folding lookalikes Python's re matches
 # under (?i) (long s, dotless i, Kelvin sign), mixed with plain ones.
@@ -38,6 +38,17 @@ texts = st.lists(
 @example("Authorization: Bearer abc")
 def test_the_shortcut_gives_what_every_pattern_gives(text: str) -> None:
     assert Redactor().text(text) == _masked(text)
+
+
+@given(texts)
+@settings(max_examples=3000)
+@example("call_count1764451200123456789_5")
+@example("3f00ae5c-9b2e-4d1f-8a7c-6b5d4e3f2a1b h@example.com")
+@example("phone=0 1 2 3 4 5 0 0 0049301234567")
+@example("token=cal_live_abcdefgh1 00 +49 30 1234567 Bearer x")
+def test_each_pattern_skipped_only_where_it_cannot_match(text: str) -> None:
+    # A pattern runs only on text holding its trigger, as the patterns before it left the text.
+    assert _masked_where_needed(text) == _masked(text)
 
 
 @pytest.mark.parametrize(
