@@ -257,6 +257,25 @@ async def _arrived(task: asyncio.Task[Any]) -> None:
         raise asyncio.CancelledError
 
 
+_ANY_AFTER = """
+SELECT EXISTS (
+    SELECT 1 FROM events
+     WHERE type = ANY($3::text[])
+       AND (transaction_id, position) > ($1::xid8, $2::bigint)
+       AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+)
+"""
+
+
+async def any_after(executor: Executor, *, after: Cursor, types: Sequence[str]) -> bool:
+    """Whether a committed event of `types` lies after `after` behind the horizon: what
+    `read_all` would find, without reading or decoding it."""
+    found: bool = await executor.fetchval(
+        _ANY_AFTER, after.transaction_id, after.position, list(types)
+    )
+    return found
+
+
 _HEAD = """
 SELECT transaction_id, position FROM events
  WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())

@@ -255,13 +255,16 @@ class ProjectionRunner:
         return len(batch.events) == self._batch_size
 
     async def _anything_to_apply(self) -> bool:
-        """Whether an event of this projection's types lies past its checkpoint, behind the
-        horizon. Read after the head, so every event up to it is in view: finding none, the
-        projection has applied all of them, as an empty batch would have shown."""
-        ahead = await reads.read_all(
-            self._pool, after=self._checkpoint, limit=1, types=self.projection.types
-        )
-        return bool(ahead)
+        """Whether a batch would find work: an event of this projection's types past its
+        stored checkpoint behind the horizon, or a failure stored there (by another process's
+        runner), which the batch's claim reports to waiters. Read after the head, so every
+        event up to it is in view. The stored checkpoint, not this runner's memory of it: a
+        rewound checkpoint (`checkpoints.reset`) is applied again. Nothing is decoded here, so
+        an event that does not fit its model fails the projection in the batch, as before."""
+        stored = await checkpoints.read(self._pool, self.name)
+        if stored.state == checkpoints.FAILED:
+            return True
+        return await reads.any_after(self._pool, after=stored.cursor, types=self.projection.types)
 
     async def _apply_next(self, conn: Connection, batch: _Batch) -> None:
         batch.claimed = await checkpoints.claim(conn, self.name)

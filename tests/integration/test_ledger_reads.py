@@ -192,6 +192,26 @@ async def test_every_reader_reads_in_transaction_order_not_position_order(
     assert await reader(db, seen[0]) == seen[1:]
 
 
+async def test_any_after_sees_what_read_all_would_and_no_more(
+    store: EventStore, db: asyncpg.Pool
+) -> None:
+    types = ["TestNoted"]
+    assert not await reads.any_after(db, after=START, types=types)
+    async with db.acquire() as slow, slow.transaction():
+        await store.append("slow", [noted()], expected_version=ExpectedVersion.ANY, connection=slow)
+        await store.append("fast", [noted()], expected_version=ExpectedVersion.ANY)
+        # Committed, but behind a transaction still open: read_all would not return it yet.
+        assert await reads.read_all(db, types=types) == []
+        assert not await reads.any_after(db, after=START, types=types)
+    last = await horizon_passed(db)
+    assert await reads.any_after(db, after=START, types=types)
+    assert not await reads.any_after(db, after=START, types=["TestAside"])
+    first = (await reads.read_all(db, types=types))[0]
+    after_first = Cursor(first.transaction_id, first.position)
+    assert await reads.any_after(db, after=after_first, types=types)
+    assert not await reads.any_after(db, after=last, types=types)
+
+
 async def test_replay_under_a_writers_lock_reads_every_committed_event(
     store: EventStore, db: asyncpg.Pool
 ) -> None:

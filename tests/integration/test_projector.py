@@ -212,6 +212,62 @@ async def test_the_head_is_read_only_while_someone_waits(
         await own.close()
 
 
+async def test_an_event_that_does_not_fit_fails_the_projection_after_a_quiet_wake(
+    db: asyncpg.Pool, store: EventStore, projection: Projection
+) -> None:
+    # The check before a batch must not decode: an undecodable event there killed the runner
+    # (its task died, the state stayed "running", waiters hung) instead of failing the
+    # projection where an operator sees it.
+    async with running(db, store, projection, poll_interval=0.02) as runner:
+        await runner.wait_for(await take(db, "a"))
+        async with db.acquire() as conn, conn.transaction():
+            await store.append(
+                "notes",
+                [NewEvent(NoteTaken(note="b"))],
+                expected_version=ExpectedVersion.ANY,
+                connection=conn,
+            )
+            await conn.execute("UPDATE events SET schema_version = 99 WHERE data->>'note' = 'b'")
+        with pytest.raises(ProjectionFailed, match="v99"):
+            await runner.wait_for(await horizon_passed(db))
+        stored = await checkpoints.read(db, "test_notes")
+        assert stored.state == "failed"
+
+
+async def test_a_rewound_checkpoint_is_applied_again(
+    db: asyncpg.Pool, store: EventStore, projection: Projection
+) -> None:
+    # checkpoints.reset takes any cursor: a checkpoint moved back while the runner leads is
+    # applied again on its next wake, though no new event of its types arrives.
+    async with running(db, store, projection, poll_interval=0.02) as runner:
+        await runner.wait_for(await take(db, "a", "b"))
+        async with db.acquire() as conn, conn.transaction():
+            await conn.execute("TRUNCATE test_projected")
+            await checkpoints.reset(conn, "test_notes", START)
+        await store.append(
+            "others", [NewEvent(OtherNote(note="o"))], expected_version=ExpectedVersion.ANY
+        )
+        store.wake_subscribers()
+
+        async def applied_again() -> bool:
+            return await applied(db) == ["a", "b"]
+
+        await wait_until(applied_again)
+
+
+async def test_a_failure_stored_by_another_process_reaches_a_waiter(
+    db: asyncpg.Pool, store: EventStore, projection: Projection
+) -> None:
+    async with running(db, store, projection, poll_interval=0.02) as runner:
+        await runner.wait_for(await take(db, "a"))
+        await checkpoints.mark_failed(db, "test_notes", "failed elsewhere")
+        await store.append(
+            "others", [NewEvent(OtherNote(note="o"))], expected_version=ExpectedVersion.ANY
+        )
+        with pytest.raises(ProjectionFailed, match="failed elsewhere"):
+            await runner.wait_for(await horizon_passed(db))
+
+
 async def test_a_waiter_is_answered_before_the_next_poll(
     db: asyncpg.Pool, store: EventStore, projection: Projection
 ) -> None:
