@@ -11,7 +11,7 @@ from service.ops.redaction import Redactor, _masked, _masked_where_needed, may_b
 
 # Characters the patterns care about, and the case-folding lookalikes Python's re matches
 # under (?i) (long s, dotless i, Kelvin sign), mixed with plain ones.
-ALPHABET = "abcdeiklnoprstuy_ABEIKRS0123456789 @:=+-./\"'{}&\u017f\u0131\u212a\u0130"
+ALPHABET = "abcdeghiklmnoprstuwxy_ABEGHIKMNOPRSTWX0123456789 @:=+-./\"'{}&\u017f\u0131\u212a\u0130"
 PIECES = [
     "bearer ",
     "Basic ",
@@ -26,6 +26,21 @@ PIECES = [
     "h@example.com",
     "token=abc",
     "00",
+    # Keywords in other cases, digits and spaces beyond ASCII, full-width lookalikes: a trigger
+    # tested case-sensitively, or on ASCII alone, would let one of these through unmasked.
+    "PHONE_NUMBER=030 1234567",
+    "Phone: +49 30 1234567",
+    "Authorization: Bearer abc",
+    "PASSWORD=hunter2",
+    "POSTGRES://u:p@h/db",
+    "X-Cal-Signature-256=abc",
+    "BASIC dXNlcjpw",
+    "Bearer\u00a0abc",
+    "+\u0664\u0669 30 1234567",
+    "phone=\u0660\u0663\u0660 1234567",
+    "\n",
+    "\u2003",
+    "\uff1a\uff1d\uff0b",
 ]
 texts = st.lists(
     st.one_of(st.text(alphabet=ALPHABET, max_size=12), st.sampled_from(PIECES)), max_size=6
