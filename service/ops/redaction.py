@@ -109,8 +109,10 @@ class Redactor:
         lowered = key.lower()
         if lowered in SECRET_KEYS or "secret" in lowered or "password" in lowered:
             return REDACTED
-        if "phone" in lowered and isinstance(value, str):
-            return mask_phone(value)
+        if "phone" in lowered and (isinstance(value, str) or type(value) is int):
+            # A number given as an integer (a JSON body that left out the quotes) is a phone
+            # number all the same.
+            return mask_phone(str(value))
         if isinstance(value, str):
             return self.text(value)
         # Before the abstract classes, whose checks cost more than the rest of a number's way:

@@ -111,6 +111,11 @@ def test_emails_and_phone_numbers_are_masked(capture: tuple[logging.Logger, Capt
     assert "schuster" not in out.stream.getvalue()
     assert "1234567" not in out.stream.getvalue()
 
+    logger.info("an integer", extra={"phone": 4930123456, "phone_count": True})
+    assert out.records()[-1]["phone"] == "4*******56"  # masked as the same digits as text are
+    assert out.records()[-1]["phone_count"] is True
+    assert "4930123456" not in out.stream.getvalue()
+
 
 def test_secrets_are_never_written(capture: tuple[logging.Logger, Captured]) -> None:
     logger, out = capture
