@@ -309,12 +309,12 @@ async def test_reading_leaves_the_garbage_collector_as_it_found_it(
     assert gc.isenabled()  # also when decoding fails
 
 
-async def test_reading_leaves_the_collection_of_cycles_running_on_its_own(
-    store: EventStore,
-) -> None:
+async def test_reading_leaves_cycles_to_the_young_collections(store: EventStore) -> None:
     """A page defers the collector while it is built (to_recorded), and nothing more: garbage
-    cycles made before reads are collected by the process's own collections, no gc.collect()
-    needed (freezing the page away stopped them for good; bench/README.md issue 16 item 6)."""
+    cycles made before a read are still in the young generations afterwards, which the process
+    collects on its own every few hundred allocations. (Moving the page to the oldest
+    generation with gc.freeze()/unfreeze() took them along, and reset the counts that start
+    collections: cycles piled up; bench/README.md issue 16 item 6.)"""
     await store.append("s-1", [bump()], expected_version=ExpectedVersion.NO_STREAM)
 
     class Node:
@@ -326,11 +326,8 @@ async def test_reading_leaves_the_collection_of_cycles_running_on_its_own(
         return weakref.ref(a)
 
     cycles = [make_cycle() for _ in range(100)]
-    for _ in range(50):
-        assert len(await store.read_stream("s-1")) == 1
-        [[object()] for _ in range(1000)]  # what a service allocates between reads
-        if all(cycle() is None for cycle in cycles):
-            break
+    assert len(await store.read_stream("s-1")) == 1
+    gc.collect(1)  # the young and middle generations, not the oldest
     assert all(cycle() is None for cycle in cycles)
 
 
