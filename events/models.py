@@ -239,26 +239,14 @@ def stored_decoder(type_name: str, schema_version: int) -> StoredDecoder:
     cls = model_for(type_name)
     if schema_version != cls.schema_version:  # upcast, or UnknownEventType per event
         return lambda text: decode(type_name, schema_version, orjson.loads(text))
-    if _free_form_getters(cls) == ():
-        # No free-form value, so no number beyond 64 bits to look for: the validator alone.
-        validate_json = cls.__pydantic_validator__.validate_json
 
-        def decode_current(text: str) -> Event:
-            try:
-                event: Event = validate_json(text)
-            except ValidationError as e:
-                raise _does_not_fit(type_name, schema_version, e) from e
-            return event
-
-        return decode_current
-
-    def decode_checked(text: str) -> Event:
+    def decode_current(text: str) -> Event:
         try:
             return validate_stored(cls, text)
         except ValidationError as e:
             raise _does_not_fit(type_name, schema_version, e) from e
 
-    return decode_checked
+    return decode_current
 
 
 def _does_not_fit(type_name: str, schema_version: int, error: ValidationError) -> InvalidEvent:

@@ -37,7 +37,6 @@ from events.database import Connection, Executor
 from events.models import (
     EventMetadata,
     RecordedEvent,
-    StoredDecoder,
     stored_decoder,
     validate_stored,
 )
@@ -106,7 +105,6 @@ def to_recorded(rows: Sequence[asyncpg.Record]) -> list[RecordedEvent]:
 
 def _to_recorded(rows: Sequence[asyncpg.Record]) -> list[RecordedEvent]:
     metadata: dict[str, EventMetadata] = {}
-    decoders: dict[tuple[str, int], StoredDecoder] = {}
     recorded: list[RecordedEvent] = []
     append = recorded.append
     for row in rows:
@@ -126,11 +124,6 @@ def _to_recorded(rows: Sequence[asyncpg.Record]) -> list[RecordedEvent]:
         meta = metadata.get(meta_text)
         if meta is None:
             meta = metadata[meta_text] = validate_stored(EventMetadata, meta_text)
-        decoder = decoders.get((type_name, schema_version))
-        if decoder is None:
-            decoder = decoders[type_name, schema_version] = stored_decoder(
-                type_name, schema_version
-            )
         append(
             RecordedEvent(
                 position,
@@ -140,7 +133,7 @@ def _to_recorded(rows: Sequence[asyncpg.Record]) -> list[RecordedEvent]:
                 event_id,
                 type_name,
                 schema_version,
-                decoder(data),
+                stored_decoder(type_name, schema_version)(data),
                 meta,
                 recorded_at,
             )
