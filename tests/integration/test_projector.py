@@ -145,18 +145,28 @@ async def test_catches_up_in_batches_then_wakes_on_notify(
         assert stored.state == "running"
 
 
+async def statement_logging_pool(
+    database_url: str, statements: list[str], *, size: int
+) -> asyncpg.Pool:
+    """A pool of up to `size` connections that appends every statement it sends to `statements`."""
+
+    async def logged(conn: asyncpg.Connection) -> None:
+        await init_connection(conn)
+        conn.add_query_logger(lambda record: statements.append(record.query))
+
+    pool: asyncpg.Pool = await asyncpg.create_pool(
+        database_url, min_size=2, max_size=size, init=logged
+    )
+    return pool
+
+
 async def test_wakes_with_nothing_of_its_types_open_no_batch(
     db: asyncpg.Pool, store: EventStore, projection: Projection, database_url: str
 ) -> None:
     # Most wakes bring only other types (a confirmation's NOTIFY, the rechecks after it): the
     # runner sees there is nothing to apply without a batch's transaction and row lock.
     statements: list[str] = []
-
-    async def logged(conn: asyncpg.Connection) -> None:
-        await init_connection(conn)
-        conn.add_query_logger(lambda record: statements.append(record.query))
-
-    own = await asyncpg.create_pool(database_url, min_size=2, max_size=2, init=logged)
+    own = await statement_logging_pool(database_url, statements, size=2)
     runner = ProjectionRunner(own, store, projection, poll_interval=0.02)
     runner.start()
     try:
@@ -183,15 +193,11 @@ async def test_the_head_is_read_only_while_someone_waits(
 ) -> None:
     # How far the runner has seen events of other types matters to wait_for alone.
     statements: list[str] = []
-
-    async def logged(conn: asyncpg.Connection) -> None:
-        await init_connection(conn)
-        conn.add_query_logger(lambda record: statements.append(record.query))
+    own = await statement_logging_pool(database_url, statements, size=3)
 
     def sent(fragment: str) -> int:
         return sum(fragment in s for s in statements)
 
-    own = await asyncpg.create_pool(database_url, min_size=2, max_size=3, init=logged)
     runner = ProjectionRunner(own, EventStore(own), projection, poll_interval=0.02)
     runner.start()
     try:
